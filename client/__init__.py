@@ -1,0 +1,48 @@
+"""trackd: experiment tracking where training never waits for logging.
+
+Example::
+
+    import trackd
+
+    run = trackd.init(project="mnist", config={"lr": 1e-3})
+    for step in range(100):
+        trackd.log({"loss": 1 / (step + 1)})
+    trackd.finish()
+
+``import trackd as wandb`` works for the common calls: ``init``, ``log``, ``config``,
+``summary``, ``define_metric``, ``finish``, ``login``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors
+from ._config import Config
+from ._init import define_metric, finish, init, log
+from ._reader import RunData, read_run
+from ._run import Run, Summary
+
+__version__ = "0.1.0"
+
+# Follow the current run; init() rebinds them (as wandb does), None before the first init().
+run: Run | None = None
+config: Any = None
+summary: Any = None
+
+__all__ = [
+    "Config",
+    "Run",
+    "RunData",
+    "Summary",
+    "__version__",
+    "config",
+    "define_metric",
+    "errors",
+    "finish",
+    "init",
+    "log",
+    "read_run",
+    "run",
+    "summary",
+]

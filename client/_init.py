@@ -1,0 +1,276 @@
+"""``trackd.init()`` and the module-level functions that follow the current run."""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import _protocol as p
+from ._config import DEFAULTS_FILE, config_source_to_dict, load_config_file
+from ._names import check_run_id, new_run_id, new_run_name
+from ._reader import read_run
+from ._run import Run
+from ._settings import Settings, load
+from ._transport import Transport
+from ._values import plain
+from .errors import UsageError
+
+MODES = ("online", "offline", "disabled")
+_lock = threading.RLock()
+_transport: Transport | None = None
+_current: Run | None = None
+_hooks_installed = False
+_said_offline = False
+
+
+def current_run() -> Run | None:
+    return _current
+
+
+def _get_transport(settings: Settings) -> Transport:
+    global _transport
+    if _transport is None or _transport.forked or _transport.pid != os.getpid():
+        _transport = Transport(settings.daemon_path, settings.queue_bytes)
+    return _transport
+
+
+def init(
+    project: str | None = None,
+    entity: str | None = None,
+    name: str | None = None,
+    config: Any = None,
+    resume: bool | str | None = None,
+    id: str | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    notes: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    mode: str | None = None,
+) -> Run:
+    """Start a run and make it the current one (``trackd.run``, ``trackd.log`` ...).
+
+    Example::
+
+        run = trackd.init(project="mnist", config={"lr": 1e-3, "epochs": 5})
+        trackd.log({"loss": 0.5})
+        trackd.finish()
+    """
+    settings = load(mode=mode, project=project, entity=entity, run_id=id)
+    if settings.mode not in MODES:
+        raise UsageError(f"init(): mode {settings.mode!r} is not one of {', '.join(MODES)}")
+    with _lock:
+        _finish_previous()
+        run = _new_run(settings, name, config, resume, group, job_type, tags, notes, dir)
+        _make_current(run)
+        _install_hooks()
+    return run
+
+
+def _finish_previous() -> None:
+    if _current is not None and _current._state.value == "running" and _owns(_current):
+        _current.finish()
+
+
+def _owns(run: Run) -> bool:
+    t = run._transport
+    return t is None or (not t.forked and t.pid == os.getpid())
+
+
+def _mode(settings: Settings) -> str:
+    global _said_offline
+    if settings.mode == "online" and not settings.base_url:
+        if not _said_offline and not settings.silent:
+            _said_offline = True
+            print(
+                "trackd: no server configured (trackd login); this run is stored offline "
+                "and can be uploaded later with `trackd sync`",
+                file=sys.stderr,
+            )
+        return "offline"
+    return settings.mode
+
+
+def _new_run(
+    settings: Settings,
+    name: str | None,
+    config: Any,
+    resume: bool | str | None,
+    group: str | None,
+    job_type: str | None,
+    tags: Any,
+    notes: str | None,
+    root: Any,
+) -> Run:
+    run_id = check_run_id(settings.run_id or new_run_id())
+    mode = _mode(settings)
+    root_dir = Path(root or settings.dir).expanduser().resolve()
+    previous = _find_local_run(root_dir, run_id)
+    resumed = _check_resume(resume, run_id, previous)
+    start_seq, start_step = 1, 0
+    if resumed and previous is not None:
+        data = read_run(previous)
+        start_seq, start_step = data.last_seq + 1, data.last_step + 1
+        run_dir = previous
+    else:
+        run_dir = _make_run_dir(root_dir, run_id, mode)
+    meta = p.RunStart(
+        kind=p.RUN_START,
+        run_id=run_id,
+        seq=start_seq,
+        entity=settings.entity,
+        project=settings.project or "uncategorized",
+        name=name or new_run_name(),
+        group=group,
+        job_type=job_type,
+        tags=[str(t) for t in (tags or ())],
+        notes=notes,
+        config=plain(_initial_config(config)),
+        start_time=time.time(),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        program=_program(),
+        git_commit=_git_commit(),
+        mode=mode,
+        resumed=resumed,
+        start_step=start_step,
+    )
+    transport = None if mode == "disabled" else _get_transport(settings)
+    run = Run(meta, str(run_dir), transport)
+    run._start()
+    if not settings.silent and mode != "disabled":
+        print(f"trackd: run {meta.name} ({run_id}) logging to {run_dir}", file=sys.stderr)
+    return run
+
+
+def _check_resume(resume: bool | str | None, run_id: str, previous: Path | None) -> bool:
+    if resume in (None, False, "never"):
+        if previous is not None and resume == "never":
+            raise UsageError(f"init(): run {run_id!r} already exists and resume='never'")
+        return False
+    if resume in (True, "allow", "auto"):
+        return previous is not None
+    if resume == "must":
+        if previous is None:
+            raise UsageError(
+                f"init(): resume='must' but run {run_id!r} does not exist; "
+                "pass the id of an existing run, or resume='allow'"
+            )
+        return True
+    raise UsageError(
+        f"init(): resume={resume!r} is not one of 'allow', 'must', 'never', 'auto', True, False"
+    )
+
+
+def _find_local_run(root: Path, run_id: str) -> Path | None:
+    if not root.is_dir():
+        return None
+    for path in sorted(root.glob(f"*run-*-{run_id}")):
+        if (path / "run.trackd").exists():
+            return path
+    return None
+
+
+def _make_run_dir(root: Path, run_id: str, mode: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    prefix = "offline-run" if mode == "offline" else "run"
+    run_dir = root / f"{prefix}-{stamp}-{run_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _initial_config(config: Any) -> dict[str, Any]:
+    """``config-defaults.yaml`` beside the script, then what ``init`` was given."""
+    merged: dict[str, Any] = {}
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    defaults = Path(script).resolve().parent / DEFAULTS_FILE if script else Path(DEFAULTS_FILE)
+    if defaults.is_file():
+        merged.update(load_config_file(str(defaults)))
+    merged.update(config_source_to_dict(config))
+    return merged
+
+
+def _program() -> str | None:
+    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _make_current(run: Run | None) -> None:
+    global _current
+    _current = run
+    module = sys.modules["trackd"]
+    module.run = run  # type: ignore[attr-defined]
+    module.config = run.config if run is not None else None  # type: ignore[attr-defined]
+    module.summary = run.summary if run is not None else None  # type: ignore[attr-defined]
+
+
+# -- module-level functions -------------------------------------------------------------
+def _require_run(what: str) -> Run:
+    run = _current
+    if run is None:
+        raise UsageError(f"trackd.{what}() was called before trackd.init(); call init() first")
+    return run
+
+
+def log(data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    """Log to the current run; see :meth:`Run.log`."""
+    run = _current
+    if run is None:
+        _require_run("log")
+    run.log(data, step, commit)  # type: ignore[union-attr]
+
+
+def define_metric(name: str, step_metric: str | None = None, summary: str | None = None,
+                  goal: str | None = None, hidden: bool = False) -> None:
+    """Define a metric of the current run; see :meth:`Run.define_metric`."""
+    _require_run("define_metric").define_metric(name, step_metric, summary, goal, hidden)
+
+
+def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+    """Finish the current run (if any); see :meth:`Run.finish`."""
+    run = _current
+    if run is not None:
+        run.finish(exit_code, quiet)
+
+
+# -- process exit ------------------------------------------------------------------------
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    previous = sys.excepthook
+
+    def excepthook(exc_type: Any, exc: Any, tb: Any) -> None:
+        run = _current
+        if run is not None and _owns(run) and not issubclass(exc_type, KeyboardInterrupt):
+            run._exit_code = 1
+        elif run is not None and _owns(run):
+            run._exit_code = 255
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = excepthook
+
+
+def _at_exit() -> None:
+    run = _current
+    if run is not None and _owns(run):
+        run.finish()

@@ -1,0 +1,219 @@
+"""The records trackd sends: training process -> daemon -> run log -> server.
+
+Every record is a ``NamedTuple`` whose first field is its kind (a small int). A record is
+encoded as a msgpack array of its fields in order, so the bytes the training process sends
+are the bytes the daemon stores in the run log and the bytes the uploader forwards: nothing
+is re-encoded on the way.
+
+Stored records (they carry a per-run ``seq``, strictly increasing in a run log, and the
+server applies each ``seq`` at most once):
+
+    RunStart   the run's identity and metadata; written once per process that writes the run
+    History    one committed row of ``log()``: step, wall time, flattened key -> value
+    Config     config keys set or changed
+    Summary    summary keys set explicitly by the user (``None`` value = key removed)
+    Metric     a ``define_metric()`` call
+    Finish     the run ended: state ``finished`` | ``failed`` | ``crashed``, exit code
+
+Control messages (client <-> daemon only, never stored, ``seq`` is 0):
+
+    Attach     a client process announces a run it writes, and where its log lives
+    Flush      ask the daemon to make everything up to ``seq`` durable now and ack it
+    Ack        daemon -> client: every record of ``run_id`` up to ``seq`` is durable
+
+Compatibility: a decoder accepts arrays longer than the class it knows (fields added by a
+newer writer are dropped) and shorter ones (missing trailing fields take their defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# Record kinds. Numbers are part of the on-disk format: never reuse or renumber one.
+RUN_START = 1
+HISTORY = 2
+CONFIG = 3
+SUMMARY = 4
+METRIC = 5
+FINISH = 6
+ATTACH = 20
+FLUSH = 21
+ACK = 22
+
+STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH})
+
+
+class RunStart(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    entity: str | None
+    project: str
+    name: str
+    group: str | None
+    job_type: str | None
+    tags: list[str]
+    notes: str | None
+    config: dict[str, Any]
+    start_time: float
+    host: str
+    pid: int
+    program: str | None
+    git_commit: str | None
+    mode: str
+    resumed: bool = False
+    start_step: int = 0
+
+
+class History(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    step: int
+    time: float
+    data: dict[str, Any]
+
+
+class Config(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    data: dict[str, Any]
+
+
+class Summary(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    data: dict[str, Any]
+
+
+class Metric(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    name: str
+    step_metric: str | None
+    summary: str | None
+    goal: str | None
+    hidden: bool = False
+
+
+class Finish(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    state: str
+    exit_code: int | None
+    time: float
+
+
+class Attach(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    run_dir: str
+    pid: int
+    first_seq: int
+    mode: str = "offline"
+
+
+class Flush(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+
+
+class Ack(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    error: str | None = None
+
+
+Record = RunStart | History | Config | Summary | Metric | Finish | Attach | Flush | Ack
+
+_BY_KIND: dict[int, Any] = {
+    RUN_START: RunStart,
+    HISTORY: History,
+    CONFIG: Config,
+    SUMMARY: Summary,
+    METRIC: Metric,
+    FINISH: Finish,
+    ATTACH: Attach,
+    FLUSH: Flush,
+    ACK: Ack,
+}
+
+
+class DecodeError(ValueError):
+    """Bytes that are not a trackd record."""
+
+
+def new_packer() -> msgpack.Packer:
+    """A packer for the hot path; reuse it, one per thread."""
+    return msgpack.Packer(use_bin_type=True)
+
+
+def encode(record: Record) -> bytes:
+    """The record as msgpack bytes (an array of its fields)."""
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def encode_history(
+    packer: msgpack.Packer, run_id: str, seq: int, step: int, time: float, data: dict[str, Any]
+) -> bytes:
+    """``encode(History(HISTORY, run_id, seq, step, time, data))`` without building the tuple
+    class: the hot path of ``log()``. A test checks both give the same bytes."""
+    return packer.pack((HISTORY, run_id, seq, step, time, data))  # type: ignore[no-any-return]
+
+
+def decode(payload: bytes) -> Record:
+    """Bytes from :func:`encode` back to a record; raises :class:`DecodeError`."""
+    return from_fields(unpack(payload))
+
+
+def from_fields(fields: Any) -> Record:
+    """A decoded msgpack array back to its record class."""
+    if not isinstance(fields, list) or not fields or type(fields[0]) is not int:
+        raise DecodeError("a record is a msgpack array starting with its kind")
+    cls = _BY_KIND.get(fields[0])
+    if cls is None:
+        raise DecodeError(f"unknown record kind {fields[0]}")
+    n = len(cls._fields)
+    required = n - len(cls._field_defaults)
+    if len(fields) < required:
+        raise DecodeError(f"{cls.__name__} needs {required} fields, got {len(fields)}")
+    try:
+        return cls(*fields[:n])  # type: ignore[no-any-return]
+    except TypeError as exc:
+        raise DecodeError(str(exc)) from exc
+
+
+_REQUIRED = {k: len(c._fields) - len(c._field_defaults) for k, c in _BY_KIND.items()}
+
+
+def is_stored(fields: Any) -> bool:
+    """Cheap shape check of a decoded array: a stored record the daemon may append."""
+    return (
+        type(fields) is list
+        and len(fields) >= 3
+        and fields[0] in STORED_KINDS
+        and type(fields[1]) is str
+        and type(fields[2]) is int
+        and fields[2] > 0
+        and len(fields) >= _REQUIRED[fields[0]]
+        and (fields[0] != HISTORY or (type(fields[3]) is int and type(fields[5]) is dict))
+    )
+
+
+def unpack(payload: bytes) -> Any:
+    """msgpack bytes to Python data, or :class:`DecodeError`."""
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise DecodeError(f"not msgpack: {exc}") from exc

@@ -1,0 +1,122 @@
+"""Reading a run back from its run directory, without a server.
+
+Example::
+
+    run = trackd.read_run("trackd/offline-run-20261124_101500-k3x9q2ma")
+    print(run.state, run.config["lr"], run.summary["loss"], len(run.history))
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _protocol as p
+from ._runlog import LOG_NAME, LogFormatError, scan
+from ._summary import MetricDef, SummaryState, parse_summary_modes
+from .errors import RunLogError
+
+
+@dataclass(slots=True)
+class RunData:
+    """Everything a run log holds, folded into the shape a user reads."""
+
+    id: str = ""
+    name: str = ""
+    project: str = ""
+    entity: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    host: str = ""
+    git_commit: str | None = None
+    state: str = "running"
+    exit_code: int | None = None
+    start_time: float = 0.0
+    end_time: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    records: int = 0
+    last_seq: int = 0
+    last_step: int = -1
+    torn_bytes: int = 0
+    path: str = ""
+
+
+def log_path(path: str | os.PathLike[str]) -> Path:
+    """The run log inside a run directory (or ``path`` itself if it is the log)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOG_NAME
+    if not path.exists():
+        raise RunLogError(f"no run log at {path}; pass a run directory such as ./trackd/run-...")
+    return path
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[list[p.Record], int]:
+    """The stored records of a run log in order (one per seq) and the torn tail's size."""
+    try:
+        result = scan(log_path(path))
+    except LogFormatError as exc:
+        raise RunLogError(str(exc)) from exc
+    records: list[p.Record] = []
+    last = 0
+    for payload in result.payloads:
+        try:
+            record = p.decode(payload)
+        except p.DecodeError:
+            continue  # a frame with a good checksum but an unknown kind: from a newer writer
+        if record.seq > last:
+            records.append(record)
+            last = record.seq
+    return records, result.size - result.good_end
+
+
+def read_run(path: str | os.PathLike[str]) -> RunData:
+    """Read a run directory (or run log file) into a :class:`RunData`."""
+    records, torn = read_records(path)
+    run = RunData(torn_bytes=torn, path=str(log_path(path)))
+    summary = SummaryState()
+    for record in records:
+        _apply(run, summary, record)
+    run.summary = summary.to_dict()
+    run.records = len(records)
+    return run
+
+
+def _apply(run: RunData, summary: SummaryState, r: Any) -> None:
+    run.last_seq = r.seq
+    if r.kind == p.HISTORY:
+        row = {"_step": r.step, "_timestamp": r.time, "_runtime": r.time - run.start_time}
+        row.update(r.data)
+        run.history.append(row)
+        run.last_step = r.step
+        summary.observe(r.data)
+    elif r.kind == p.RUN_START:
+        _apply_start(run, r)
+    elif r.kind == p.CONFIG:
+        run.config.update(r.data)
+    elif r.kind == p.SUMMARY:
+        summary.set_explicit(r.data)
+    elif r.kind == p.METRIC:
+        run.metrics.append(
+            {"name": r.name, "step_metric": r.step_metric, "summary": r.summary, "goal": r.goal}
+        )
+        summary.define(MetricDef(r.name, r.step_metric, parse_summary_modes(r.summary), r.goal))
+    elif r.kind == p.FINISH:
+        run.state, run.exit_code, run.end_time = r.state, r.exit_code, r.time
+
+
+def _apply_start(run: RunData, r: p.RunStart) -> None:
+    if not run.id:
+        run.start_time = r.start_time
+    run.id, run.name, run.project, run.entity = r.run_id, r.name, r.project, r.entity
+    run.group, run.job_type, run.tags, run.notes = r.group, r.job_type, list(r.tags), r.notes
+    run.host, run.git_commit = r.host, r.git_commit
+    run.config.update(r.config)
+    run.state, run.exit_code, run.end_time = "running", None, None

@@ -1,0 +1,333 @@
+"""``Run``: one experiment, as a training script sees it.
+
+A run owns a step counter, its config and summary, and a stream of records to the daemon.
+``log()`` follows wandb's step rules:
+
+- ``log(d)`` commits ``d`` as the row for the current step, then the step advances by one;
+- ``log(d, commit=False)`` merges ``d`` into the current step's row without committing it;
+- ``log(d, step=s)`` with ``s`` above the current step first commits any open row, moves to
+  ``s`` and merges ``d`` into it (committed by a later, higher step, ``commit=True`` or
+  ``finish()``); ``s`` below the current step drops ``d`` with one warning.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from . import _protocol as p
+from ._config import Config
+from ._summary import GOALS, MetricDef, SummaryState, parse_summary_modes
+from ._transport import Stream, Transport
+from ._values import check_log_data, log_value, plain
+from .errors import UsageError
+
+
+class RunState(enum.Enum):
+    RUNNING = "running"
+    FINISHING = "finishing"
+    FINISHED = "finished"
+
+
+class Summary:
+    """``run.summary``: the last value of each key, unless set explicitly.
+
+    Example::
+
+        run.summary["best_acc"] = 0.93
+        print(run.summary["loss"])
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def _dict(self) -> dict[str, Any]:
+        return self._run._summary_state.to_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        self.update({key: None})
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def keys(self) -> Any:
+        return self._dict().keys()
+
+    def items(self) -> Any:
+        return self._dict().items()
+
+    def update(self, data: dict[str, Any]) -> None:
+        """Set summary values explicitly; ``None`` removes an explicit value."""
+        clean = {str(k): (None if v is None else plain(log_value(str(k), v))) for k, v in data.items()}
+        self._run._send_summary(clean)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._dict()
+
+    def __repr__(self) -> str:
+        return f"Summary({self._dict()!r})"
+
+
+class Run:
+    """A run. Create one with :func:`trackd.init`; log with :meth:`log`; end with :meth:`finish`.
+
+    Example::
+
+        with trackd.init(project="mnist", config={"lr": 1e-3}) as run:
+            for step in range(100):
+                run.log({"loss": 1 / (step + 1)})
+    """
+
+    def __init__(self, meta: p.RunStart, run_dir: str, transport: Transport | None) -> None:
+        self.id = meta.run_id
+        self.name = meta.name
+        self.project = meta.project
+        self.entity = meta.entity
+        self.group = meta.group
+        self.job_type = meta.job_type
+        self.tags = tuple(meta.tags)
+        self.notes = meta.notes
+        self.mode = meta.mode
+        self.dir = run_dir
+        self.start_time = meta.start_time
+        self.config = Config()
+        self.config.update(meta.config)
+        self.summary = Summary(self)
+        self._meta = meta
+        self._transport = transport
+        self._lock = transport._lock if transport is not None else threading.RLock()
+        self._stream: Stream | None = None
+        self._seq = meta.seq  # the RunStart record takes meta.seq
+        self._step = meta.start_step
+        self._row: dict[str, Any] | None = None
+        self._state = RunState.RUNNING
+        self._summary_state = SummaryState()
+        self._warned_step = False
+        self._packer = p.new_packer()
+        self._exit_code: int | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._transport is not None:
+            attach = p.Attach(p.ATTACH, self.id, 0, self.dir, self._meta.pid, self._meta.seq, self.mode)
+            self._stream = self._transport.open_stream(attach)
+            self._emit_record(self._meta)
+        self.config._set_callback(self._send_config)
+
+    @property
+    def step(self) -> int:
+        """The step the next committed row gets."""
+        return self._step
+
+    @property
+    def state(self) -> str:
+        return self._state.value
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _emit_record(self, record: Any) -> None:
+        """Send a stored record; its ``seq`` came from :meth:`_next_seq`."""
+        if self._transport is None or self._stream is None:
+            return
+        payload = p.encode(record)
+        self._transport.send(self._stream, record.seq, payload, time.time())
+
+    def _send_config(self, changed: dict[str, Any]) -> None:
+        with self._lock:
+            self._check_running("config.update()")
+            self._emit_record(p.Config(p.CONFIG, self.id, self._next_seq(), changed))
+
+    def _send_summary(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._check_running("summary.update")
+            self._summary_state.set_explicit(data)
+            self._emit_record(p.Summary(p.SUMMARY, self.id, self._next_seq(), data))
+
+    def _check_running(self, what: str) -> None:
+        if self._state is not RunState.RUNNING:
+            name = what or "this call"
+            raise UsageError(
+                f"{name}: run {self.id!r} is {self._state.value}; "
+                "call trackd.init() to start a new run"
+            )
+
+    # -- logging ------------------------------------------------------------------------
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+        """Log a dict of metrics for the current (or the given) step.
+
+        Example::
+
+            run.log({"loss": 0.25, "acc": 0.91})
+            run.log({"val/loss": 0.3}, step=100)
+        """
+        row = check_log_data(data)
+        with self._lock:
+            if self._state is not RunState.RUNNING:
+                self._check_running("log()")
+            if step is not None:
+                if not self._move_to_step(step):
+                    return
+                if commit:
+                    self._merge(row)
+                    self._commit()
+                else:
+                    self._merge(row)
+            elif commit is False:
+                self._merge(row)
+            else:
+                if self._row is not None:
+                    self._merge(row)
+                    row = self._row
+                    self._row = None
+                self._write_row(row)
+
+    def _move_to_step(self, step: Any) -> bool:
+        if type(step) is not int:
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise TypeError(f"log(): step is a {type(step).__name__}; pass an int")
+            step = int(step)
+        if step < self._step:
+            if not self._warned_step:
+                self._warned_step = True
+                warnings.warn(
+                    f"log(): step {step} is lower than the current step {self._step} of run "
+                    f"{self.id!r}; this data is dropped (steps must increase; this warning "
+                    "is shown once per run)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return False
+        if step > self._step:
+            self._commit()
+            self._step = step
+        return True
+
+    def _merge(self, row: dict[str, Any]) -> None:
+        if self._row is None:
+            self._row = dict(row)
+        else:
+            self._row.update(row)
+
+    def _commit(self) -> None:
+        if self._row is not None:
+            row, self._row = self._row, None
+            self._write_row(row)
+
+    def _write_row(self, row: dict[str, Any]) -> None:
+        self._seq += 1
+        now = time.time()
+        if self._stream is not None:
+            try:
+                payload = p.encode_history(self._packer, self.id, self._seq, self._step, now, row)
+            except (OverflowError, ValueError, TypeError):
+                self._seq -= 1
+                raise
+            self._transport.send(self._stream, self._seq, payload, now)  # type: ignore[union-attr]
+        self._summary_state.observe(row)
+        self._step += 1
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        hidden: bool = False,
+    ) -> None:
+        """Say how a metric (or a glob of them, ``"val/*"``) is plotted and summarised.
+
+        Example::
+
+            run.define_metric("val/loss", step_metric="epoch", summary="min", goal="minimize")
+        """
+        if not isinstance(name, str) or not name:
+            raise UsageError("define_metric(): name must be a non-empty str such as 'val/*'")
+        try:
+            modes = parse_summary_modes(summary)
+        except ValueError as exc:
+            raise UsageError(f"define_metric({name!r}): {exc}") from None
+        if goal is not None and goal not in GOALS:
+            raise UsageError(
+                f"define_metric({name!r}): goal {goal!r} is not 'minimize' or 'maximize'"
+            )
+        with self._lock:
+            self._check_running("define_metric()")
+            self._summary_state.define(MetricDef(name, step_metric, modes, goal))
+            self._emit_record(
+                p.Metric(p.METRIC, self.id, self._next_seq(), name, step_metric, summary, goal, hidden)
+            )
+
+    # -- finishing ----------------------------------------------------------------------
+    def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
+        """Flush everything, wait until the daemon has it durably, and end the run.
+
+        Calling it again does nothing. ``exit_code`` other than 0 marks the run failed.
+        """
+        with self._lock:
+            if self._state is not RunState.RUNNING:
+                return
+            self._commit()
+            code = self._exit_code if exit_code is None else exit_code
+            state = "finished" if not code else "failed"
+            self._state = RunState.FINISHING
+            finish = p.Finish(p.FINISH, self.id, self._next_seq(), state, code, time.time())
+            self._emit_record(finish)
+        try:
+            self._wait(finish.seq, quiet)
+        finally:
+            self._state = RunState.FINISHED
+            if self._transport is not None and self._stream is not None:
+                self._transport.close_stream(self._stream)
+
+    def _wait(self, seq: int, quiet: bool | None) -> None:
+        from ._settings import load
+
+        if self._transport is None or self._stream is None:
+            return
+        settings = load()
+        shown = [False]
+
+        def progress(elapsed: float, pending: int) -> None:
+            if elapsed > 1.0 and not shown[0] and not (quiet or settings.silent):
+                shown[0] = True
+                print(f"trackd: waiting for the daemon to store {pending} record(s)...", file=sys.stderr)
+
+        if not self._transport.wait_durable(self._stream, seq, settings.finish_timeout, progress):
+            warnings.warn(
+                f"finish(): the daemon did not confirm {self._stream.pending} record(s) of run "
+                f"{self.id!r} within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT); "
+                f"the daemon log is in {self._transport.daemon_dir}",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish(exit_code=1 if exc_type is not None else None)
+
+    def __repr__(self) -> str:
+        return f"<trackd.Run {self.entity or '-'}/{self.project}/{self.id} ({self.name}) {self.state}>"

@@ -1,0 +1,93 @@
+"""The run log's on-disk format: a header, then checksummed frames.
+
+::
+
+    header   8 bytes magic b"TRKDLOG\\0", u16 format version, u16 flags, u32 reserved
+    frame    u32 payload length, u32 CRC-32 of the payload, payload (one encoded record)
+
+All integers are little-endian. A reader stops cleanly at the first frame that is short,
+too long or fails its checksum (a torn tail after a crash): everything before it is good,
+nothing after it is trusted. Writers that reopen a log truncate it to :func:`scan`'s
+``good_end`` before appending, so a torn tail never hides later frames.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAGIC = b"TRKDLOG\0"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<8sHHI")
+FRAME = struct.Struct("<II")
+MAX_FRAME = 64 * 1024 * 1024
+LOG_NAME = "run.trackd"
+
+
+class LogFormatError(ValueError):
+    """The file is not a trackd run log, or is of a newer format version."""
+
+
+def header_bytes() -> bytes:
+    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0)
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame around ``payload``."""
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    payloads: list[bytes]
+    good_end: int  # offset just past the last good frame
+    size: int  # file size; ``size > good_end`` means a torn or corrupt tail
+
+
+def check_header(head: bytes, path: str) -> None:
+    if len(head) < HEADER.size:
+        raise LogFormatError(f"{path}: too short to be a trackd run log")
+    magic, version, _flags, _ = HEADER.unpack_from(head)
+    if magic != MAGIC:
+        raise LogFormatError(f"{path}: not a trackd run log (bad magic)")
+    if version > FORMAT_VERSION:
+        raise LogFormatError(
+            f"{path}: run log format {version} is newer than this trackd reads "
+            f"({FORMAT_VERSION}); upgrade trackd"
+        )
+
+
+def iter_frames(data: bytes | memoryview, start: int) -> Iterator[tuple[bytes, int]]:
+    """Yield ``(payload, end_offset)`` for each good frame from ``start``; stop at a bad one."""
+    pos = start
+    n = len(data)
+    unpack = FRAME.unpack_from
+    crc32 = zlib.crc32
+    while pos + FRAME.size <= n:
+        length, crc = unpack(data, pos)
+        end = pos + FRAME.size + length
+        if length > MAX_FRAME or end > n:
+            return
+        payload = bytes(data[pos + FRAME.size : end])
+        if crc32(payload) != crc:
+            return
+        yield payload, end
+        pos = end
+
+
+def scan(path: str | os.PathLike[str]) -> ScanResult:
+    """Read every good frame of the log at ``path``; never raises on a torn tail."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        return ScanResult([], 0, 0)
+    check_header(data, str(path))
+    payloads: list[bytes] = []
+    good_end = HEADER.size
+    for payload, end in iter_frames(data, HEADER.size):
+        payloads.append(payload)
+        good_end = end
+    return ScanResult(payloads, good_end, len(data))

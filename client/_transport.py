@@ -1,0 +1,299 @@
+"""Getting records from the training process to the daemon without ever waiting.
+
+``send()`` hands encoded records to a ZeroMQ DEALER socket with ``NOBLOCK``: ZeroMQ's own
+I/O thread (C++, outside the GIL) writes them to the daemon's ipc socket. Each record also
+stays in a per-run in-memory queue until the daemon acks it as durable (written and
+fsynced to the run log). That queue is what makes a daemon crash lossless: when the daemon
+is found dead, a new one is started, the run is re-attached and every unacked record is
+sent again; the daemon drops sequence numbers it already has, so nothing is doubled.
+
+Memory is bounded by ``queue_bytes`` (unacked records, all runs of the process). Past it,
+records are appended to a spill file in the run directory (same frame format as the run
+log) and sent from there once acks free memory, so the training thread still does not wait.
+If the training process dies while records sit in the spill file, the daemon reads them
+from there.
+
+Acks are read and the daemon's liveness is checked at most every ``SERVICE_INTERVAL``
+seconds, from inside ``send()`` (a cheap clock comparison otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from . import _protocol as p
+from ._runlog import frame, iter_frames
+from ._spawn import DaemonHandle, endpoint, ensure_daemon
+from .errors import CommError, UsageError
+
+SERVICE_INTERVAL = 0.2
+_ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
+_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def spill_path(run_dir: str, pid: int) -> Path:
+    return Path(run_dir) / f"spill-{pid}.trackd"
+
+
+class _Spill:
+    """Records not yet handed to ZeroMQ, in order, on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self.read_offset = 0
+        self.count = 0
+
+    def append(self, payload: bytes) -> None:
+        os.write(self.fd, frame(payload))
+        self.count += 1
+
+    def take(self, max_bytes: int) -> list[bytes]:
+        """Up to ``max_bytes`` of payloads from the front; empties the file when drained."""
+        size = os.fstat(self.fd).st_size
+        data = os.pread(self.fd, min(size - self.read_offset, max_bytes + (1 << 16)), self.read_offset)
+        out: list[bytes] = []
+        taken = 0
+        for payload, end in iter_frames(data, 0):
+            out.append(payload)
+            taken = end
+            if taken >= max_bytes:
+                break
+        self.read_offset += taken
+        self.count -= len(out)
+        if self.count == 0:
+            os.ftruncate(self.fd, 0)
+            self.read_offset = 0
+        return out
+
+    def close(self, remove: bool) -> None:
+        os.close(self.fd)
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+class Stream:
+    """One run's records on their way to the daemon."""
+
+    __slots__ = ("attach", "run_id", "unacked", "unacked_bytes", "acked", "spill", "error")
+
+    def __init__(self, attach: p.Attach) -> None:
+        self.attach = attach
+        self.run_id = attach.run_id
+        self.unacked: deque[tuple[int, bytes]] = deque()
+        self.unacked_bytes = 0
+        self.acked = attach.first_seq - 1
+        self.spill: _Spill | None = None
+        self.error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self.unacked) + (self.spill.count if self.spill else 0)
+
+
+class Transport:
+    """This process's connection to the daemon, shared by all its runs."""
+
+    def __init__(self, daemon_dir: Path, queue_bytes: int) -> None:
+        self.daemon_dir = daemon_dir
+        self.queue_bytes = queue_bytes
+        self.pid = os.getpid()
+        self.forked = False
+        self.restarts = 0
+        self._lock = threading.RLock()
+        self._streams: dict[str, Stream] = {}
+        self._unacked_bytes = 0
+        self._next_service = 0.0
+        self._ctx = zmq.Context(io_threads=1)
+        self._daemon: DaemonHandle = ensure_daemon(daemon_dir)
+        self._sock = self._connect()
+        _TRANSPORTS.add(self)
+
+    def _connect(self) -> zmq.Socket[bytes]:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.SNDHWM, 0)  # our own byte bound applies, see module doc
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.connect(endpoint(self.daemon_dir))
+        return sock
+
+    # -- streams -----------------------------------------------------------------------
+    def open_stream(self, attach: p.Attach) -> Stream:
+        with self._lock:
+            self._check_fork()
+            stream = Stream(attach)
+            self._streams[attach.run_id] = stream
+            self._sock.send(p.encode(attach))
+            return stream
+
+    def close_stream(self, stream: Stream) -> None:
+        with self._lock:
+            self._streams.pop(stream.run_id, None)
+            if stream.spill is not None:
+                stream.spill.close(remove=stream.spill.count == 0)
+                stream.spill = None
+
+    # -- the hot path ------------------------------------------------------------------
+    def send(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
+        """Hand one encoded record to the daemon; never blocks on the daemon."""
+        if self.forked:
+            self._check_fork()
+        if stream.spill is None and self._unacked_bytes < self.queue_bytes:
+            self._sock.send(payload, zmq.NOBLOCK)
+            stream.unacked.append((seq, payload))
+            stream.unacked_bytes += len(payload)
+            self._unacked_bytes += len(payload)
+        else:
+            self._spill(stream, payload)
+        if now >= self._next_service:
+            self.service(now)
+
+    def _spill(self, stream: Stream, payload: bytes) -> None:
+        if stream.spill is None:
+            stream.spill = _Spill(spill_path(stream.attach.run_dir, self.pid))
+        stream.spill.append(payload)
+
+    # -- housekeeping, every SERVICE_INTERVAL ------------------------------------------
+    def service(self, now: float | None = None) -> None:
+        """Read acks, refill from spill files, and replace a dead daemon."""
+        with self._lock:
+            self._next_service = (now or time.time()) + SERVICE_INTERVAL
+            self._read_acks()
+            if not self._daemon.alive():
+                self._respawn()
+            for stream in self._streams.values():
+                if stream.spill is not None and stream.spill.count:
+                    self._refill(stream)
+
+    def _read_acks(self) -> None:
+        sock = self._sock
+        while True:
+            try:
+                msg = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                ack = p.decode(msg)
+            except p.DecodeError:
+                continue
+            if ack.kind == p.ACK:
+                self._apply_ack(ack)
+
+    def _apply_ack(self, ack: Any) -> None:
+        stream = self._streams.get(ack.run_id)
+        if stream is None:
+            return
+        if ack.error:
+            stream.error = ack.error
+        if ack.seq <= stream.acked:
+            return
+        stream.acked = ack.seq
+        q = stream.unacked
+        freed = 0
+        while q and q[0][0] <= ack.seq:
+            freed += len(q.popleft()[1])
+        stream.unacked_bytes -= freed
+        self._unacked_bytes -= freed
+
+    def _refill(self, stream: Stream) -> None:
+        assert stream.spill is not None
+        room = self.queue_bytes - self._unacked_bytes
+        if room <= 0:
+            return
+        for payload in stream.spill.take(room):
+            fields = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            self._sock.send(payload, zmq.NOBLOCK)
+            stream.unacked.append((fields[2], payload))
+            stream.unacked_bytes += len(payload)
+            self._unacked_bytes += len(payload)
+        if stream.spill.count == 0:
+            stream.spill.close(remove=True)
+            stream.spill = None
+
+    def _respawn(self) -> None:
+        """The daemon died: start another, re-attach every run, resend what is unacked."""
+        self.restarts += 1
+        self._sock.close(linger=0)
+        self._daemon.close()
+        self._daemon = ensure_daemon(self.daemon_dir, wait_ready=False)
+        self._sock = self._connect()
+        for stream in self._streams.values():
+            attach = stream.attach._replace(first_seq=stream.acked + 1)
+            self._sock.send(p.encode(attach))
+            for _seq, payload in stream.unacked:
+                self._sock.send(payload)
+
+    # -- waiting (finish, flush) -------------------------------------------------------
+    def wait_durable(self, stream: Stream, seq: int, timeout: float, on_wait: Any = None) -> bool:
+        """Block until the daemon acks ``seq`` (and spill is drained), or ``timeout``."""
+        start = time.monotonic()
+        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
+        with self._lock:
+            self._sock.send(flush)
+        last_flush = start
+        while True:
+            with self._lock:
+                self.service()
+                done = stream.acked >= seq and stream.pending == 0
+                now = time.monotonic()
+                if not done and now - last_flush > 0.5:
+                    self._sock.send(flush)  # a respawned daemon never saw the first one
+                    last_flush = now
+            if done:
+                return True
+            elapsed = now - start
+            if elapsed >= timeout:
+                return False
+            if on_wait is not None:
+                on_wait(elapsed, stream.pending)
+            self._sock.poll(50, zmq.POLLIN)
+
+    # -- fork ---------------------------------------------------------------------------
+    def _check_fork(self) -> None:
+        if self.forked or os.getpid() != self.pid:
+            raise UsageError(
+                f"this process (pid {os.getpid()}) was forked from pid {self.pid}, which "
+                "owns the run; a forked child cannot write to its parent's run. Log from "
+                "the parent, or call trackd.init() in the child to start a run of its own"
+            )
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: never use or close the parent's sockets."""
+        self.forked = True
+        _ABANDONED.extend([self._ctx, self._sock, self._daemon])
+
+    def close(self) -> None:
+        with self._lock:
+            if self.forked:
+                return
+            for stream in list(self._streams.values()):
+                self.close_stream(stream)
+            self._sock.close(linger=1000)
+            self._ctx.term()
+            self._daemon.close()
+
+
+def _after_fork_in_child() -> None:
+    for transport in list(_TRANSPORTS):
+        transport.abandon_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def describe_pending(stream: Stream) -> str:
+    return f"{stream.pending} record(s) of run {stream.run_id!r} not yet confirmed"
+
+
+def check_ok(stream: Stream) -> None:
+    if stream.error:
+        raise CommError(f"the daemon refused run {stream.run_id!r}: {stream.error}")

@@ -1,0 +1,141 @@
+"""Checking and flattening what a training script passes to ``log()`` and ``config``.
+
+``log()`` values are numbers, bools, strings, None, numpy scalars and 0-d arrays, torch
+scalar tensors, and dicts of those (flattened to dotted keys). Anything else raises at the
+call site with the key, the type and what to log instead. The common case, a flat dict of
+Python numbers, is checked in one tight loop and passed through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+MAX_KEY_LEN = 512
+MAX_STR_LEN = 1 << 20
+INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def check_log_data(data: Any) -> dict[str, Any]:
+    """``data`` as a flat dict of plain values, or a clear ``TypeError``/``ValueError``."""
+    if type(data) is dict:
+        for k, v in data.items():
+            t = type(v)
+            if (t is float or t is int or t is bool) and type(k) is str and len(k) <= MAX_KEY_LEN:
+                continue
+            break
+        else:
+            return data
+    elif not isinstance(data, Mapping):
+        raise TypeError(
+            f"log(): data is a {_describe(data)}; pass a dict of key -> value, "
+            "e.g. trackd.log({'loss': 0.5})"
+        )
+    out: dict[str, Any] = {}
+    _flatten(data, "", out)
+    return out
+
+
+def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+    for k, v in data.items():
+        if type(k) is not str:
+            raise TypeError(
+                f"log(): key {k!r} under {prefix or 'the top level'!r} is a "
+                f"{type(k).__name__}; keys must be str, e.g. {{'{k}': ...}}"
+            )
+        key = prefix + k
+        if len(key) > MAX_KEY_LEN:
+            raise ValueError(
+                f"log(): key {key[:40]!r}... is {len(key)} characters long; "
+                f"keys may have at most {MAX_KEY_LEN}"
+            )
+        if isinstance(v, Mapping):
+            _flatten(v, key + ".", out)
+        else:
+            out[key] = log_value(key, v)
+
+
+def log_value(key: str, v: Any) -> Any:
+    """One value made plain, or a clear error naming ``key``."""
+    t = type(v)
+    if t is float or t is int or t is bool or v is None:
+        if t is int and not INT64_MIN <= v <= UINT64_MAX:
+            raise ValueError(
+                f"log(): value for key {key!r} is an int that does not fit in 64 bits; "
+                f"log float(value) instead"
+            )
+        return v
+    if t is str:
+        if len(v) > MAX_STR_LEN:
+            raise ValueError(
+                f"log(): value for key {key!r} is a str of {len(v)} characters; "
+                f"at most {MAX_STR_LEN} are allowed, log a shorter text"
+            )
+        return v
+    module = t.__module__
+    if module == "numpy":
+        return _numpy_value(key, v)
+    if module.startswith("torch"):
+        return _torch_value(key, v)
+    if isinstance(v, (float, int, str)):  # subclasses such as IntEnum or np.float64
+        return log_value(key, _base(v))
+    raise TypeError(
+        f"log(): value for key {key!r} is a {_describe(v)}; "
+        "log a number, a bool, a str, a numpy or torch scalar, or a dict of them"
+    )
+
+
+def _base(v: Any) -> Any:
+    for base in (bool, int, float, str):
+        if isinstance(v, base):
+            return base(v)
+    return v
+
+
+def _numpy_value(key: str, v: Any) -> Any:
+    if getattr(v, "ndim", 1) == 0:
+        return log_value(key, v.item())
+    raise TypeError(
+        f"log(): value for key {key!r} is a numpy array of shape {tuple(v.shape)} "
+        f"and dtype {v.dtype}; log a scalar such as float(x.mean())"
+    )
+
+
+def _torch_value(key: str, v: Any) -> Any:
+    numel = getattr(v, "numel", None)
+    if numel is not None and numel() == 1:
+        return log_value(key, v.detach().cpu().item())
+    shape = tuple(getattr(v, "shape", ()))
+    raise TypeError(
+        f"log(): value for key {key!r} is a torch tensor of shape {shape}; "
+        "log a scalar tensor or a number such as x.mean().item()"
+    )
+
+
+def _describe(v: Any) -> str:
+    """'list of str', 'set of int', 'Foo' - the type as a user would say it."""
+    name = type(v).__name__
+    if isinstance(v, (list, tuple, set, frozenset)) and v:
+        kinds = sorted({type(x).__name__ for x in v})
+        return f"{name} of {' and '.join(kinds)}"
+    return name
+
+
+def plain(value: Any) -> Any:
+    """A config value as msgpack/JSON-friendly data; unknown objects become their str()."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v) for v in value]
+    module = type(value).__module__
+    if module == "numpy" or module.startswith("torch"):
+        if getattr(value, "ndim", 0) == 0 or getattr(value, "numel", lambda: 2)() == 1:
+            return plain(value.item())
+        return plain(value.tolist())
+    if isinstance(value, (bool, int, float, str)):
+        return _base(value)
+    return str(value)

@@ -1,0 +1,3 @@
+from trackd.daemon.service import main
+
+raise SystemExit(main())

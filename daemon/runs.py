@@ -1,0 +1,84 @@
+"""The daemon's view of one run that a training process is writing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from trackd import _protocol as p
+from trackd._runlog import LOG_NAME, iter_frames
+from trackd._transport import spill_path
+
+from .liveness import is_alive, start_ticks
+from .wal import RunLogWriter
+
+log = logging.getLogger("trackd.daemon")
+CRASH_GRACE = 0.5  # seconds of draining after a client is found dead, before marking crashed
+
+
+class RunSlot:
+    """A run being written: its log writer and the client process that feeds it."""
+
+    def __init__(self, attach: p.Attach, identity: bytes) -> None:
+        self.run_id = attach.run_id
+        self.run_dir = Path(attach.run_dir)
+        self.mode = attach.mode
+        self.writer = RunLogWriter(self.run_dir / LOG_NAME)
+        if self.writer.truncated:
+            log.warning("run %s: cut a torn tail of %d bytes", self.run_id, self.writer.truncated)
+        self.identity = identity
+        self.pid = attach.pid
+        self.ticks = start_ticks(attach.pid)
+        self.finished = False
+        self.dead_since: float | None = None
+        self.flush_requested = False
+
+    def reattach(self, attach: p.Attach, identity: bytes) -> None:
+        self.identity = identity
+        if attach.pid != self.pid:
+            self.pid, self.ticks = attach.pid, start_ticks(attach.pid)
+        self.finished = False
+        self.dead_since = None
+
+    def accept(self, seq: int, kind: int, payload: bytes) -> bool:
+        """Append a stored record unless its seq is already in the log."""
+        if seq <= self.writer.last_seq:
+            return False
+        self.writer.append(seq, payload)
+        if kind == p.FINISH:
+            self.finished = True
+        return True
+
+    def client_alive(self) -> bool:
+        return is_alive(self.pid, self.ticks)
+
+    def recover_spill(self) -> int:
+        """Records a dead client left in its spill file; returns how many were new."""
+        path = spill_path(str(self.run_dir), self.pid)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return 0
+        added = 0
+        for payload, _end in iter_frames(data, 0):
+            fields = stored_fields(payload)
+            if fields is not None and self.accept(fields[2], fields[0], payload):
+                added += 1
+        path.unlink(missing_ok=True)
+        return added
+
+    def mark_crashed(self) -> None:
+        seq = self.writer.last_seq + 1
+        record = p.Finish(p.FINISH, self.run_id, seq, "crashed", None, time.time())
+        self.accept(seq, p.FINISH, p.encode(record))
+
+
+def stored_fields(payload: bytes) -> list[Any] | None:
+    """The decoded array of a well-formed stored record, or None for anything else."""
+    try:
+        fields = p.unpack(payload)
+    except p.DecodeError:
+        return None
+    return fields if p.is_stored(fields) else None

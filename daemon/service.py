@@ -1,0 +1,284 @@
+"""The daemon process: receive records, make them durable, ack them, watch the clients.
+
+Lifecycle: :meth:`Daemon.start` takes the per-user lock and binds the socket,
+:meth:`Daemon.loop` runs until asked to stop or idle, :meth:`Daemon.shutdown` makes
+everything durable and lets go. Signal handlers only set a flag: the first SIGTERM (or
+SIGINT) drains and flushes, a second one exits at once.
+
+Each loop turn: wait for messages (at most until the next group fsync or liveness check),
+drain what arrived, fsync the logs that changed when the group interval is up (or a client
+asked for a flush) and ack them, then look after clients that died.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from trackd import _protocol as p
+from trackd._settings import Settings, load
+from trackd._spawn import LOCK_NAME, LOG_NAME, PID_NAME, SOCKET_NAME, prepare_dir
+
+from .runs import CRASH_GRACE, RunSlot, stored_fields
+
+log = logging.getLogger("trackd.daemon")
+DRAIN_MAX = 20000  # messages per turn, so fsync and acks are never starved
+SYNC_BYTES = 4 << 20
+
+
+class DaemonState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+class Daemon:
+    def __init__(self, path: Path, settings: Settings) -> None:
+        self.path = path
+        self.settings = settings
+        self.state = DaemonState.STARTING
+        self.runs: dict[str, RunSlot] = {}
+        self.stop_requests = 0
+        self.bad_records = 0
+        self._ctx = zmq.Context(io_threads=1)
+        self._sock: zmq.Socket[bytes] | None = None
+        self._lock_fd: int | None = None
+        self._next_sync = 0.0
+        self._next_liveness = 0.0
+        self._idle_since = time.monotonic()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> bool:
+        """Take the lock and bind; False if another daemon already serves this directory."""
+        prepare_dir(self.path)
+        if not self._take_lock():
+            log.info("another daemon holds %s; exiting", self.path / LOCK_NAME)
+            return False
+        sock_path = self.path / SOCKET_NAME
+        sock_path.unlink(missing_ok=True)
+        self._sock = self._ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        self._sock.setsockopt(zmq.SNDHWM, 0)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        old_umask = os.umask(0o077)
+        try:
+            self._sock.bind(f"ipc://{sock_path}")
+        finally:
+            os.umask(old_umask)
+        tmp = self.path / f"{PID_NAME}.tmp"
+        tmp.write_text(str(os.getpid()))
+        tmp.replace(self.path / PID_NAME)
+        self.state = DaemonState.RUNNING
+        log.info("daemon %d serving %s", os.getpid(), sock_path)
+        return True
+
+    def _take_lock(self) -> bool:
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)  # a client may hold it for an instant to probe liveness
+
+    def request_stop(self, *_args: Any) -> None:
+        self.stop_requests += 1
+        if self.stop_requests > 1:
+            log.warning("second stop request: exiting at once")
+            os._exit(1)
+
+    def loop(self) -> None:
+        assert self._sock is not None
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        while not self.stop_requests:
+            now = time.monotonic()
+            wait = max(0.0, min(self._next_sync, self._next_liveness) - now)
+            if poller.poll(int(wait * 1000) + 1):
+                self._drain()
+            now = time.monotonic()
+            self._sync(now, force=False)
+            if now >= self._next_liveness:
+                self._next_liveness = now + self.settings.liveness_interval
+                self._check_clients(now)
+                if self._idle_for(now) > self.settings.idle_timeout:
+                    log.info("idle for %.0f s with no runs; exiting", self._idle_for(now))
+                    break
+
+    def shutdown(self) -> None:
+        self.state = DaemonState.DRAINING
+        if self._sock is not None:
+            self._drain()
+        for slot in self.runs.values():
+            slot.writer.close()
+            self._ack(slot)
+        self.runs.clear()
+        pid_file = self.path / PID_NAME
+        try:
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+        except OSError:
+            pass
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        self._ctx.term()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self.state = DaemonState.STOPPED
+        log.info("daemon %d stopped", os.getpid())
+
+    # -- receiving ----------------------------------------------------------------------
+    def _drain(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        for _ in range(DRAIN_MAX):
+            try:
+                identity, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue  # a message with an unexpected number of parts
+            try:
+                self._handle(identity, payload)
+            except Exception:  # a bad record must never kill the daemon
+                self.bad_records += 1
+                log.exception("dropped a message that could not be handled")
+
+    def _handle(self, identity: bytes, payload: bytes) -> None:
+        fields = stored_fields(payload)
+        if fields is not None:
+            slot = self.runs.get(fields[1])
+            if slot is None:
+                self._reject(identity, fields[1], "records arrived before the run was attached")
+                return
+            slot.accept(fields[2], fields[0], payload)
+            if slot.writer.buffered_bytes > SYNC_BYTES:
+                slot.writer.write()
+            return
+        self._handle_control(identity, p.decode(payload))
+
+    def _handle_control(self, identity: bytes, record: p.Record) -> None:
+        if record.kind == p.ATTACH:
+            self._attach(identity, record)  # type: ignore[arg-type]
+        elif record.kind == p.FLUSH:
+            slot = self.runs.get(record.run_id)
+            if slot is not None:
+                slot.identity = identity
+                slot.flush_requested = True
+                self._next_sync = 0.0
+        else:
+            self.bad_records += 1
+            log.warning("dropped a record of kind %s that failed its checks", record.kind)
+
+    def _attach(self, identity: bytes, attach: p.Attach) -> None:
+        slot = self.runs.get(attach.run_id)
+        if slot is None:
+            slot = self.runs[attach.run_id] = RunSlot(attach, identity)
+            log.info("run %s attached by pid %d (%s)", attach.run_id, attach.pid, attach.run_dir)
+        else:
+            slot.reattach(attach, identity)
+            log.info("run %s re-attached by pid %d", attach.run_id, attach.pid)
+        self._ack(slot)
+
+    def _reject(self, identity: bytes, run_id: Any, why: str) -> None:
+        self.bad_records += 1
+        log.warning("run %r: %s", run_id, why)
+
+    # -- durability ---------------------------------------------------------------------
+    def _sync(self, now: float, force: bool) -> None:
+        if not force and now < self._next_sync:
+            return
+        self._next_sync = now + self.settings.fsync_interval
+        done = []
+        for slot in self.runs.values():
+            if slot.writer.dirty or slot.flush_requested:
+                slot.writer.sync()
+                slot.flush_requested = False
+                self._ack(slot)
+            if slot.finished and not slot.writer.dirty:
+                done.append(slot)
+        for slot in done:
+            self._close(slot, "finished")
+
+    def _ack(self, slot: RunSlot) -> None:
+        assert self._sock is not None
+        ack = p.encode(p.Ack(p.ACK, slot.run_id, slot.writer.synced_seq))
+        try:
+            self._sock.send_multipart([slot.identity, ack], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the client went away; it re-attaches if it comes back
+
+    def _close(self, slot: RunSlot, why: str) -> None:
+        slot.writer.close()
+        self.runs.pop(slot.run_id, None)
+        log.info("run %s closed (%s) at seq %d", slot.run_id, why, slot.writer.synced_seq)
+
+    # -- clients ------------------------------------------------------------------------
+    def _check_clients(self, now: float) -> None:
+        for slot in list(self.runs.values()):
+            if slot.finished or slot.client_alive():
+                slot.dead_since = None
+                continue
+            if slot.dead_since is None:
+                slot.dead_since = now  # drain a little longer: its last records may be in flight
+                continue
+            if now - slot.dead_since >= CRASH_GRACE:
+                self._drain()
+                recovered = slot.recover_spill()
+                slot.mark_crashed()
+                slot.writer.sync()
+                log.warning(
+                    "run %s: client pid %d died; %d spilled record(s) recovered, marked crashed",
+                    slot.run_id, slot.pid, recovered,
+                )
+                self._close(slot, "crashed")
+
+    def _idle_for(self, now: float) -> float:
+        if self.runs:
+            self._idle_since = now
+        return now - self._idle_since
+
+
+def _setup_logging(path: Path) -> None:
+    handler = logging.FileHandler(path / LOG_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    root = logging.getLogger("trackd")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trackd.daemon")
+    parser.add_argument("--dir", required=True, help="the per-user daemon directory")
+    args = parser.parse_args(argv)
+    path = Path(args.dir)
+    prepare_dir(path)
+    _setup_logging(path)
+    daemon = Daemon(path, load())
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if not daemon.start():
+        return 0
+    try:
+        daemon.loop()
+    finally:
+        daemon.shutdown()
+    sys.stdout.flush()
+    return 0

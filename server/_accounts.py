@@ -1,0 +1,133 @@
+"""Users, API keys, teams and memberships: creation and the first-start bootstrap.
+
+An API key is ``trk_`` followed by 40 URL-safe random characters. Only its SHA-256 hash is
+stored; the plaintext is returned once, to be shown once. Every user owns a personal entity
+named after them; a team is an entity with members.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from . import _schema as s
+from .errors import BadRequest, Conflict, NotFound, StartupError
+
+KEY_PREFIX = "trk_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def new_api_key() -> str:
+    """A fresh API key: ``trk_`` + 40 URL-safe characters (240 random bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_name(what: str, name: object) -> str:
+    """``name`` if it is a valid user/team/project name, else a :class:`BadRequest`."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadRequest(
+            f"{what} name {name!r} is not valid; use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _entity_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(s.entities.c.id).where(s.entities.c.name == name)).scalar()
+
+
+def _user_id(conn: Connection, name: str) -> int:
+    user_id = conn.execute(select(s.users.c.id).where(s.users.c.name == name)).scalar()
+    if user_id is None:
+        raise NotFound(f"user {name!r} not found; create it with --create-user {name}")
+    return int(user_id)
+
+
+def _team_id(conn: Connection, name: str) -> int:
+    row = conn.execute(
+        select(s.entities.c.id, s.entities.c.kind).where(s.entities.c.name == name)
+    ).first()
+    if row is None or row.kind != "team":
+        raise NotFound(f"team {name!r} not found; create it with --create-team {name}")
+    return int(row.id)
+
+
+def add_key(conn: Connection, user_id: int, key: str | None = None) -> str:
+    """Register a key (a new random one unless given) for ``user_id``; returns the plaintext."""
+    key = key or new_api_key()
+    conn.execute(
+        insert(s.api_keys).values(
+            user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=time.time()
+        )
+    )
+    return key
+
+
+def create_user(conn: Connection, name: str, admin: bool = False, key: str | None = None) -> str:
+    """Create a user, its personal entity and a first API key; returns the key."""
+    check_name("user", name)
+    if _entity_id(conn, name) is not None:
+        raise Conflict(f"the name {name!r} is already taken by a user or team; pick another")
+    now = time.time()
+    user_id = conn.execute(
+        insert(s.users).values(name=name, is_admin=admin, created_at=now)
+    ).inserted_primary_key[0]
+    entity_id = conn.execute(
+        insert(s.entities).values(name=name, kind="user", created_at=now)
+    ).inserted_primary_key[0]
+    conn.execute(insert(s.members).values(entity_id=entity_id, user_id=user_id))
+    return add_key(conn, int(user_id), key)
+
+
+def create_key(conn: Connection, user: str) -> str:
+    """A new API key for an existing user; returns the plaintext."""
+    return add_key(conn, _user_id(conn, user))
+
+
+def create_team(conn: Connection, name: str) -> None:
+    check_name("team", name)
+    if _entity_id(conn, name) is not None:
+        raise Conflict(f"the name {name!r} is already taken by a user or team; pick another")
+    conn.execute(insert(s.entities).values(name=name, kind="team", created_at=time.time()))
+
+
+def add_member(conn: Connection, team: str, user: str) -> None:
+    """Make ``user`` a member of ``team`` (a no-op if it already is)."""
+    team_id, user_id = _team_id(conn, team), _user_id(conn, user)
+    exists = conn.execute(
+        select(func.count())
+        .select_from(s.members)
+        .where(s.members.c.entity_id == team_id, s.members.c.user_id == user_id)
+    ).scalar()
+    if not exists:
+        conn.execute(insert(s.members).values(entity_id=team_id, user_id=user_id))
+
+
+def remove_member(conn: Connection, team: str, user: str) -> None:
+    team_id, user_id = _team_id(conn, team), _user_id(conn, user)
+    conn.execute(
+        delete(s.members).where(s.members.c.entity_id == team_id, s.members.c.user_id == user_id)
+    )
+
+
+def bootstrap(conn: Connection, admin_user: str, admin_key: str | None) -> str | None:
+    """On an empty database, create the admin user; returns its key if one was made."""
+    if conn.execute(select(func.count()).select_from(s.users)).scalar():
+        return None
+    if admin_key is not None and len(admin_key) < 20:
+        raise StartupError(
+            "TRACKD_ADMIN_KEY is too short to be safe; use at least 20 random characters "
+            "or leave it unset to have a key generated"
+        )
+    try:
+        return create_user(conn, admin_user, admin=True, key=admin_key)
+    except BadRequest as exc:
+        raise StartupError(f"TRACKD_ADMIN_USER: {exc.message}") from exc

@@ -1,0 +1,133 @@
+"""The tables, as SQLAlchemy Core objects for building queries.
+
+The DDL that creates them lives in :mod:`._migrations`; these objects describe the schema at
+the latest migration and are never used to create tables.
+
+History is stored one row per (run, key, step). A value's type is kept in ``kind`` and the
+value in the column that holds that type exactly, so nothing relies on the database's float
+handling for NaN or infinities (SQLite reads a stored NaN back as NULL):
+
+    kind     column   value
+    NULL     -        None
+    INT      ival     int in int64 range
+    BIGINT   text     int beyond int64 (uint64), as decimal text
+    BOOL     ival     0 / 1
+    FLOAT    num      finite float
+    NAN      -        float('nan')
+    POS_INF  -        float('inf')
+    NEG_INF  -        float('-inf')
+    STR      text     str
+    JSON     text     dict or list, as JSON
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),  # "user" | "team"
+    Column("created_at", Double, nullable=False),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("entity_id", Id, primary_key=True),
+    Column("user_id", Id, primary_key=True),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("entity_id", Id, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("project_id", Id, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("run_group", Text),
+    Column("job_type", Text),
+    Column("tags", Text, nullable=False),  # JSON list of str
+    Column("notes", Text),
+    Column("state", Text, nullable=False),
+    Column("config", LargeBinary, nullable=False),  # msgpack map
+    Column("summary", LargeBinary, nullable=False),  # msgpack map
+    Column("summary_state", LargeBinary, nullable=False),  # msgpack, see _summaries
+    Column("created_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("finished_at", Double),
+    Column("host", Text),
+    Column("program", Text),  # migration 2
+    Column("git_commit", Text),
+    Column("exit_code", Integer),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_step", BigInteger),
+)
+
+run_keys = Table(
+    "run_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("run_pk", Id, nullable=False),
+    Column("key", Text, nullable=False),
+)
+
+history = Table(
+    "history",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("key_id", BigInteger, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("time", Double, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("num", Double),
+    Column("ival", BigInteger),
+    Column("text", Text),
+)

@@ -1,0 +1,43 @@
+"""Fixtures shared by every test: a clean environment and private directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No inherited TRACKD_* settings; daemon socket, run dirs and credentials in tmp."""
+    for name in list(os.environ):
+        if name.startswith("TRACKD_"):
+            monkeypatch.delenv(name)
+    # ipc socket paths are limited to ~107 bytes, so the daemon dir is short, not tmp_path.
+    daemon_dir = tempfile.mkdtemp(prefix="trkd-")
+    monkeypatch.setenv("TRACKD_DAEMON_DIR", daemon_dir)
+    monkeypatch.setenv("TRACKD_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("TRACKD_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("TRACKD_SILENT", "1")
+    yield
+    _stop_daemon(daemon_dir)
+    shutil.rmtree(daemon_dir, ignore_errors=True)
+
+
+def _stop_daemon(daemon_dir: str) -> None:
+    """Kill a daemon a test left behind, so tests never share one."""
+    import signal
+
+    pid_file = Path(daemon_dir) / "daemon.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
