@@ -37,6 +37,10 @@ def current_run() -> Run | None:
 
 def _get_transport(settings: Settings) -> Transport:
     global _transport
+    if _transport is not None and _transport.daemon_dir != settings.daemon_path:
+        if not _transport.has_streams():
+            _transport.close()
+            _transport = None
     if _transport is None or _transport.forked or _transport.pid != os.getpid():
         _transport = Transport(settings.daemon_path, settings.queue_bytes)
     return _transport
@@ -248,6 +252,19 @@ def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     run = _current
     if run is not None:
         run.finish(exit_code, quiet)
+
+
+def teardown() -> None:
+    """Finish the current run and drop this process's connection to the daemon."""
+    global _transport
+    with _lock:
+        run = _current
+        if run is not None and _owns(run):
+            run.finish()
+        _make_current(None)
+        if _transport is not None and not _transport.forked:
+            _transport.close()
+        _transport = None
 
 
 # -- process exit ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from . import _protocol as p
 from ._config import Config
 from ._summary import GOALS, MetricDef, SummaryState, parse_summary_modes
 from ._transport import Stream, Transport
-from ._values import check_log_data, log_value, plain
+from ._values import check_ints, check_log_data, log_value, plain
 from .errors import UsageError
 
 
@@ -225,6 +225,7 @@ class Run:
         return True
 
     def _merge(self, row: dict[str, Any]) -> None:
+        check_ints(row)  # a merged row is committed later, where an error would be too late
         if self._row is None:
             self._row = dict(row)
         else:
@@ -243,6 +244,7 @@ class Run:
                 payload = p.encode_history(self._packer, self.id, self._seq, self._step, now, row)
             except (OverflowError, ValueError, TypeError):
                 self._seq -= 1
+                check_ints(row)
                 raise
             self._transport.send(self._stream, self._seq, payload, now)  # type: ignore[union-attr]
         self._summary_state.observe(row)

@@ -25,6 +25,9 @@ PID_NAME = "daemon.pid"
 LOG_NAME = "daemon.log"
 SPAWN_LOCK_NAME = "spawn.lock"
 READY_TIMEOUT = 20.0
+# Daemons this process started. Kept for the life of the process: poll() reaps one that
+# exits, and a Popen dropped while its daemon still runs would warn about it.
+_CHILDREN: list[subprocess.Popen[bytes]] = []
 
 
 def prepare_dir(path: Path) -> Path:
@@ -103,6 +106,7 @@ def ensure_daemon(path: Path, wait_ready: bool = True) -> DaemonHandle:
             pid = _wait_pid(path, None, READY_TIMEOUT)
             return DaemonHandle(path, pid, None)
         popen = _spawn(path)
+        _CHILDREN.append(popen)
         pid = _wait_pid(path, popen, READY_TIMEOUT) if wait_ready else popen.pid
         return DaemonHandle(path, pid, popen)
     finally:

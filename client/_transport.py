@@ -135,6 +135,9 @@ class Transport:
             self._sock.send(p.encode(attach))
             return stream
 
+    def has_streams(self) -> bool:
+        return bool(self._streams)
+
     def close_stream(self, stream: Stream) -> None:
         with self._lock:
             self._streams.pop(stream.run_id, None)

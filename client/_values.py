@@ -36,6 +36,14 @@ def check_log_data(data: Any) -> dict[str, Any]:
     return out
 
 
+def check_ints(row: dict[str, Any]) -> dict[str, Any]:
+    """Raise the clear error for an int msgpack cannot carry (the fast path lets ints by)."""
+    for key, v in row.items():
+        if type(v) is int and not INT64_MIN <= v <= UINT64_MAX:
+            log_value(key, v)
+    return row
+
+
 def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
     for k, v in data.items():
         if type(k) is not str:
