@@ -11,6 +11,7 @@ import hashlib
 import re
 import secrets
 import time
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
@@ -60,6 +61,12 @@ def _team_id(conn: Connection, name: str) -> int:
     return int(row.id)
 
 
+def _insert_id(conn: Connection, stmt: Any) -> int:
+    key = conn.execute(stmt).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def add_key(conn: Connection, user_id: int, key: str | None = None) -> str:
     """Register a key (a new random one unless given) for ``user_id``; returns the plaintext."""
     key = key or new_api_key()
@@ -77,12 +84,8 @@ def create_user(conn: Connection, name: str, admin: bool = False, key: str | Non
     if _entity_id(conn, name) is not None:
         raise Conflict(f"the name {name!r} is already taken by a user or team; pick another")
     now = time.time()
-    user_id = conn.execute(
-        insert(s.users).values(name=name, is_admin=admin, created_at=now)
-    ).inserted_primary_key[0]
-    entity_id = conn.execute(
-        insert(s.entities).values(name=name, kind="user", created_at=now)
-    ).inserted_primary_key[0]
+    user_id = _insert_id(conn, insert(s.users).values(name=name, is_admin=admin, created_at=now))
+    entity_id = _insert_id(conn, insert(s.entities).values(name=name, kind="user", created_at=now))
     conn.execute(insert(s.members).values(entity_id=entity_id, user_id=user_id))
     return add_key(conn, int(user_id), key)
 

@@ -1,0 +1,97 @@
+"""The write path the daemon uses: ``/init``, ``/ingest`` and ``/heartbeat``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import update
+from starlette.concurrency import run_in_threadpool
+
+from . import _runs
+from . import _schema as s
+from ._http import Caller, app_state, member_entity, respond
+from ._ingest import apply_batch, parse_batch
+from .errors import PayloadTooLarge
+
+router = APIRouter(tags=["ingest"])
+
+
+class InitRequest(BaseModel):
+    entity: str | None = None
+    project: str
+    run_id: str
+
+
+class RunRef(BaseModel):
+    entity: str | None = None
+    project: str
+    run_id: str
+
+
+@router.post("/init", summary="Authorize a run and return it if it exists (for resume)")
+def init(request: Request, body: InitRequest, principal: Caller) -> Response:
+    entity = member_entity(request, principal, body.entity)
+    project = _runs.ensure_project(body.project)
+    run_id = _runs.check_run_id(body.run_id)
+    with app_state(request).db.read() as conn:
+        row = _runs.find_run(conn, entity, project, run_id)
+    run = _runs.run_json(row, entity.name, project) if row is not None else None
+    return respond(request, {"entity": entity.name, "project": project, "run": run})
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the ingest body is {size / 2**20:.1f} MiB; the limit is {limit >> 20} MiB "
+        "(TRACKD_SERVER_MAX_BODY_MB on the server); send smaller batches"
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 once it passes ``limit`` (the rest is drained, then refused)."""
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > 4 * limit:
+        raise _too_large(declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise _too_large(size, limit)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/ingest",
+    summary="Apply a msgpack batch of run records exactly once",
+    openapi_extra={"requestBody": {"content": {"application/msgpack": {}}, "required": True}},
+)
+async def ingest(request: Request, principal: Caller) -> Response:
+    state = app_state(request)
+    body = await _read_body(request, state.settings.max_body)
+
+    def work() -> dict[str, Any]:
+        batch = parse_batch(body)
+        durable = apply_batch(state.db, principal, batch)
+        return {"run_id": batch.run_id, "durable_seq": durable}
+
+    return respond(request, await run_in_threadpool(work))
+
+
+@router.post("/heartbeat", summary="Tell the server a run's process is alive")
+def heartbeat(request: Request, body: RunRef, principal: Caller) -> Response:
+    entity = member_entity(request, principal, body.entity)
+    db = app_state(request).db
+    with db.write() as conn:
+        row = _runs.get_run(conn, entity, body.project, body.run_id)
+        state = "running" if row.state == "crashed" else row.state
+        conn.execute(
+            update(s.runs)
+            .where(s.runs.c.id == row.id)
+            .values(heartbeat_at=time.time(), state=state)
+        )
+    return respond(request, {"run_id": body.run_id, "state": state})

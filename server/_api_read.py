@@ -1,0 +1,99 @@
+"""The read API: who am I, entities, projects, runs (with filters) and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
+
+from . import _filters, _history, _runs
+from . import _schema as s
+from ._auth import visible_entities
+from ._http import Caller, app_state, member_entity, respond
+
+router = APIRouter(tags=["read"])
+
+
+@router.get("/viewer", summary="The user behind the API key")
+def viewer(request: Request, principal: Caller) -> Response:
+    with app_state(request).db.read() as conn:
+        names = visible_entities(conn, principal)
+    return respond(
+        request,
+        {
+            "user": principal.name,
+            "admin": principal.is_admin,
+            "entities": names,
+            "default_entity": principal.name,
+        },
+    )
+
+
+@router.get("/entities", summary="Entities the API key may use")
+def entities(request: Request, principal: Caller) -> Response:
+    with app_state(request).db.read() as conn:
+        names = visible_entities(conn, principal)
+        kinds = dict(
+            conn.execute(
+                select(s.entities.c.name, s.entities.c.kind).where(s.entities.c.name.in_(names))
+            ).tuples()
+        )
+    return respond(request, {"entities": [{"name": n, "kind": kinds[n]} for n in names]})
+
+
+@router.get("/entities/{entity}/projects", summary="An entity's projects")
+def projects(request: Request, entity: str, principal: Caller) -> Response:
+    ent = member_entity(request, principal, entity)
+    p = s.projects.c
+    with app_state(request).db.read() as conn:
+        rows = conn.execute(
+            select(p.name, p.created_at).where(p.entity_id == ent.id).order_by(p.name)
+        )
+        found = [{"name": name, "created_at": created} for name, created in rows]
+    return respond(request, {"entity": ent.name, "projects": found})
+
+
+@router.get("/entities/{entity}/projects/{project}/runs", summary="A project's runs, filtered")
+def runs(
+    request: Request,
+    entity: str,
+    project: str,
+    principal: Caller,
+    filters: Annotated[str | None, Query(description="wandb-style JSON filter")] = None,
+) -> Response:
+    ent = member_entity(request, principal, entity)
+    keep = _filters.parse(filters)
+    with app_state(request).db.read() as conn:
+        rows = _runs.project_runs(conn, ent, project)
+    docs = [_runs.run_json(row, ent.name, project) for row in rows]
+    return respond(request, {"runs": [doc for doc in docs if keep(doc)]})
+
+
+@router.get("/runs/{entity}/{project}/{run_id}", summary="One run")
+def run(request: Request, entity: str, project: str, run_id: str, principal: Caller) -> Response:
+    ent = member_entity(request, principal, entity)
+    with app_state(request).db.read() as conn:
+        row = _runs.get_run(conn, ent, project, run_id)
+    return respond(request, _runs.run_json(row, ent.name, project))
+
+
+@router.get("/runs/{entity}/{project}/{run_id}/history", summary="A run's history")
+def history(
+    request: Request,
+    entity: str,
+    project: str,
+    run_id: str,
+    principal: Caller,
+    keys: Annotated[str | None, Query(description="comma-separated keys")] = None,
+    min_step: int | None = None,
+    max_step: int | None = None,
+    samples: Annotated[int | None, Query(description="about this many points per key")] = None,
+) -> Response:
+    ent = member_entity(request, principal, entity)
+    query = _history.HistoryQuery.from_params(keys, min_step, max_step, samples)
+    with app_state(request).db.read() as conn:
+        row = _runs.get_run(conn, ent, project, run_id)
+        if query.samples is not None:
+            return respond(request, _history.sampled(conn, row.id, query))
+        return respond(request, _history.rows(conn, row.id, query))

@@ -1,0 +1,115 @@
+"""Projects and runs: lookup, creation on first ingest, and the JSON shape of a run."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import msgpack
+from sqlalchemy import Connection, Row, select
+
+from . import _schema as s
+from ._accounts import check_name
+from ._auth import Entity
+from .errors import BadRequest, NotFound
+
+RUN_STATES = frozenset({"running", "finished", "failed", "crashed"})
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+EMPTY_MAP = msgpack.packb({})
+
+
+def check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise BadRequest(
+            f"run_id {run_id!r} is not valid; use 1-128 letters, digits, '_', '.' or '-'"
+        )
+    return run_id
+
+
+def unpack(blob: bytes | None) -> Any:
+    return msgpack.unpackb(blob, raw=False, strict_map_key=False) if blob else {}
+
+
+def project_id(conn: Connection, entity: Entity, project: str) -> int | None:
+    return conn.execute(
+        select(s.projects.c.id).where(
+            s.projects.c.entity_id == entity.id, s.projects.c.name == project
+        )
+    ).scalar()
+
+
+def find_run(conn: Connection, entity: Entity, project: str, run_id: str) -> Row[Any] | None:
+    """The run's row, or ``None`` if the project or the run does not exist."""
+    pid = project_id(conn, entity, project)
+    if pid is None:
+        return None
+    return conn.execute(
+        select(s.runs).where(s.runs.c.project_id == pid, s.runs.c.run_id == run_id)
+    ).first()
+
+
+def get_run(conn: Connection, entity: Entity, project: str, run_id: str) -> Row[Any]:
+    """The run's row, or :class:`NotFound` naming it."""
+    row = find_run(conn, entity, project, run_id)
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found in project '{entity.name}/{project}'")
+    return row
+
+
+def project_runs(conn: Connection, entity: Entity, project: str) -> list[Row[Any]]:
+    pid = project_id(conn, entity, project)
+    if pid is None:
+        raise NotFound(f"project {project!r} not found in entity {entity.name!r}")
+    return list(
+        conn.execute(select(s.runs).where(s.runs.c.project_id == pid).order_by(s.runs.c.created_at))
+    )
+
+
+def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[str, Any]:
+    """Column values for a run first seen in an ingest batch (its RunStart fills the rest)."""
+    now = time.time()
+    return {
+        "project_id": project,
+        "run_id": run_id,
+        "name": run_id,
+        "tags": "[]",
+        "state": "running",
+        "config": EMPTY_MAP,
+        "summary": EMPTY_MAP,
+        "summary_state": b"",
+        "created_at": start_time if start_time is not None else now,
+        "heartbeat_at": now,
+        "last_seq": 0,
+    }
+
+
+def run_json(row: Row[Any], entity: str, project: str) -> dict[str, Any]:
+    """The API's view of a run."""
+    return {
+        "id": row.run_id,
+        "entity": entity,
+        "project": project,
+        "name": row.name,
+        "group": row.run_group,
+        "job_type": row.job_type,
+        "tags": json.loads(row.tags),
+        "notes": row.notes,
+        "state": row.state,
+        "config": unpack(row.config),
+        "summary": unpack(row.summary),
+        "created_at": row.created_at,
+        "heartbeat_at": row.heartbeat_at,
+        "finished_at": row.finished_at,
+        "host": row.host,
+        "program": row.program,
+        "git_commit": row.git_commit,
+        "exit_code": row.exit_code,
+        "last_seq": row.last_seq,
+        "last_step": row.last_step,
+    }
+
+
+def ensure_project(name: str) -> str:
+    return check_name("project", name)
