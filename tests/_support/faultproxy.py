@@ -103,7 +103,11 @@ class Mode:
 
 @dataclass(frozen=True, slots=True)
 class ProxyStats:
-    """A snapshot of what the proxy has done since it started."""
+    """A snapshot of what the proxy has done since it started.
+
+    A counter is raised before the client can see the outcome it counts, so a test may read the
+    stats as soon as its client call has returned or raised.
+    """
 
     connections_accepted: int = 0
     connections_killed: int = 0  # cut by down(), close(), or leaving blackhole
@@ -142,7 +146,11 @@ class FaultProxy:
     """
 
     def __init__(self, upstream_port: int, upstream_host: str = _LISTEN_HOST, *, port: int = 0):
-        if not ipaddress.ip_address(upstream_host).is_loopback:
+        try:
+            loopback = ipaddress.ip_address(upstream_host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
             raise ValueError(f"FaultProxy only talks to loopback addresses, got {upstream_host!r}")
         self._upstream = (upstream_host, upstream_port)
         self._port = port
@@ -334,10 +342,10 @@ class FaultProxy:
     async def _kill_all(self) -> None:
         """Reset every client connection and wait until their handlers have finished."""
         conns = list(self._conns)
+        self._bump("connections_killed", len(conns))
         for conn in conns:
             _reset(conn.writer)
             conn.task.cancel()
-        self._bump("connections_killed", len(conns))
         await asyncio.gather(*(conn.task for conn in conns), return_exceptions=True)
         for _ in range(3):  # aborted transports close their sockets on the next loop iterations
             await asyncio.sleep(0)
@@ -388,6 +396,10 @@ class FaultProxy:
                 pass
         except (_BadMessage, OSError):
             _reset(writer)
+        except asyncio.CancelledError:
+            # Killed by down() or close(). Ending normally matters: asyncio.streams logs an
+            # error for a connection task that ends cancelled.
+            pass
         finally:
             self._conns.discard(conn)
             writer.close()
@@ -403,8 +415,8 @@ class FaultProxy:
         if mode.kind is Kind.PASS:
             return await self._forward(request, writer)
         if mode.kind in (Kind.ERROR, Kind.RATE_LIMIT):
-            await _send(writer, _injected_response(mode, request))
             self._bump("errors_injected" if mode.kind is Kind.ERROR else "rate_limited")
+            await _send(writer, _injected_response(mode, request))
             return request.keep_alive
         if mode.kind is Kind.DELAY:
             self._bump("delayed")
@@ -433,18 +445,25 @@ class FaultProxy:
             return None
 
     async def _forward(self, request: _Request, client: asyncio.StreamWriter) -> bool:
-        """Send ``request`` upstream and stream the response back; return keep-alive."""
+        """Send ``request`` upstream and stream the response back; return keep-alive.
+
+        The last piece of the response is held back until it is counted, so a client that has
+        its response always finds it in ``stats.responses_relayed``.
+        """
         upstream = await self._open_upstream(client)
         if upstream is None:
             return False
         up_reader, up_writer = upstream
+        held: list[bytes] = []
+
+        async def to_client(data: bytes) -> None:
+            if held:
+                await _send(client, held.pop())
+            held.append(data)
+
         try:
             await _send_upstream(up_writer, request)
             self._bump("requests_forwarded")
-
-            async def to_client(data: bytes) -> None:
-                await _send(client, data)
-
             keep_alive = await _relay_response(request, up_reader, to_client)
         except (_BadMessage, OSError):
             self._bump("upstream_failures")
@@ -453,6 +472,7 @@ class FaultProxy:
         finally:
             up_writer.close()
         self._bump("responses_relayed")
+        await _send(client, b"".join(held))
         return keep_alive and request.keep_alive and not client.is_closing()
 
     async def _forward_then_reset(self, request: _Request, client: asyncio.StreamWriter) -> None:

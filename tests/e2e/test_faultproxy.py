@@ -104,7 +104,9 @@ class _Upstream(ThreadingHTTPServer):
 @pytest.fixture
 def upstream() -> Iterator[_Upstream]:
     server = _Upstream()
-    thread = threading.Thread(target=server.serve_forever, name="upstream", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="upstream", daemon=True
+    )
     thread.start()
     yield server
     server.shutdown()
