@@ -34,11 +34,10 @@ def viewer(request: Request, principal: Caller) -> Response:
 def entities(request: Request, principal: Caller) -> Response:
     with app_state(request).db.read() as conn:
         names = visible_entities(conn, principal)
-        kinds = dict(
-            conn.execute(
-                select(s.entities.c.name, s.entities.c.kind).where(s.entities.c.name.in_(names))
-            ).tuples()
+        rows = conn.execute(
+            select(s.entities.c.name, s.entities.c.kind).where(s.entities.c.name.in_(names))
         )
+        kinds = {name: kind for name, kind in rows}
     return respond(request, {"entities": [{"name": n, "kind": kinds[n]} for n in names]})
 
 
