@@ -223,6 +223,8 @@ def _make_current(run: Run | None) -> None:
     module.run = run  # type: ignore[attr-defined]
     module.config = run.config if run is not None else None  # type: ignore[attr-defined]
     module.summary = run.summary if run is not None else None  # type: ignore[attr-defined]
+    # trackd.log is the run's own bound method while a run is current: one call less per log
+    module.log = run.log if run is not None else log  # type: ignore[attr-defined]
 
 
 # -- module-level functions -------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Getting records from the training process to the daemon without ever waiting.
 
-``send()`` hands encoded records to a ZeroMQ DEALER socket with ``NOBLOCK``: ZeroMQ's own
-I/O thread (C++, outside the GIL) writes them to the daemon's ipc socket. Each record also
-stays in a per-run in-memory queue until the daemon acks it as durable (written and
-fsynced to the run log). That queue is what makes a daemon crash lossless: when the daemon
+``send()`` appends an encoded record to the run's open batch. A batch (msgpack records back
+to back, no other framing) goes to a ZeroMQ DEALER socket with ``NOBLOCK`` when it holds
+``BATCH_RECORDS`` records or is ``BATCH_SECONDS`` old (a small flusher thread sees to the
+latter when the script stops logging); ZeroMQ's own I/O thread (C++, outside the GIL) writes
+it to the daemon's ipc socket. Batching saves a ZeroMQ call per record in the training
+process and a receive per record in the daemon. Each batch stays in a per-run in-memory
+queue until the daemon acks it as durable (written and fsynced to the run log). That queue is what makes a daemon crash lossless: when the daemon
 is found dead, a new one is started, the run is re-attached and every unacked record is
 sent again; the daemon drops sequence numbers it already has, so nothing is doubled.
 
@@ -36,6 +39,8 @@ from ._spawn import DaemonHandle, endpoint, ensure_daemon
 from .errors import CommError, UsageError
 
 SERVICE_INTERVAL = 0.2
+BATCH_RECORDS = 64
+BATCH_SECONDS = 0.01
 _ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
 _TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 
@@ -84,20 +89,22 @@ class _Spill:
 class Stream:
     """One run's records on their way to the daemon."""
 
-    __slots__ = ("attach", "run_id", "unacked", "unacked_bytes", "acked", "spill", "error")
+    __slots__ = ("attach", "run_id", "unacked", "acked", "spill", "error", "batch", "batch_seq")
 
     def __init__(self, attach: p.Attach) -> None:
         self.attach = attach
         self.run_id = attach.run_id
-        self.unacked: deque[tuple[int, bytes]] = deque()
-        self.unacked_bytes = 0
+        self.unacked: deque[tuple[int, bytes]] = deque()  # (last seq, batch) sent, not acked
+        self.batch: list[bytes] = []  # records not sent yet
+        self.batch_seq = 0  # seq of the batch's last record
         self.acked = attach.first_seq - 1
         self.spill: _Spill | None = None
         self.error: str | None = None
 
     @property
     def pending(self) -> int:
-        return len(self.unacked) + (self.spill.count if self.spill else 0)
+        spilled = self.spill.count if self.spill else 0
+        return len(self.unacked) + len(self.batch) + spilled
 
 
 class Transport:
@@ -113,9 +120,13 @@ class Transport:
         self._streams: dict[str, Stream] = {}
         self._unacked_bytes = 0
         self._next_service = 0.0
+        self._next_flush = 0.0
         self._ctx = zmq.Context(io_threads=1)
         self._daemon: DaemonHandle = ensure_daemon(daemon_dir)
         self._sock = self._connect()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="trackd-flush", daemon=True)
+        self._flusher.start()
         _TRANSPORTS.add(self)
 
     def _connect(self) -> zmq.Socket[bytes]:
@@ -124,6 +135,7 @@ class Transport:
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 2000)
         sock.connect(endpoint(self.daemon_dir))
+        self._sock_send = sock.send
         return sock
 
     # -- streams -----------------------------------------------------------------------
@@ -141,6 +153,10 @@ class Transport:
     def close_stream(self, stream: Stream) -> None:
         with self._lock:
             self._streams.pop(stream.run_id, None)
+            self._unacked_bytes -= sum(len(batch) for _seq, batch in stream.unacked)
+            self._unacked_bytes -= sum(len(payload) for payload in stream.batch)
+            stream.unacked.clear()
+            stream.batch.clear()
             if stream.spill is not None:
                 stream.spill.close(remove=stream.spill.count == 0)
                 stream.spill = None
@@ -148,19 +164,53 @@ class Transport:
     # -- the hot path ------------------------------------------------------------------
     def send(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
         """Hand one encoded record to the daemon; never blocks on the daemon."""
-        if self.forked:
-            self._check_fork()
-        if stream.spill is None and self._unacked_bytes < self.queue_bytes:
-            self._sock.send(payload, zmq.NOBLOCK)
-            stream.unacked.append((seq, payload))
-            stream.unacked_bytes += len(payload)
+        if stream.spill is None and self._unacked_bytes < self.queue_bytes and not self.forked:
+            batch = stream.batch
+            batch.append(payload)
+            stream.batch_seq = seq
             self._unacked_bytes += len(payload)
+            if len(batch) >= BATCH_RECORDS:
+                self._send_batch(stream)
+            elif len(batch) == 1:
+                self._next_flush = now + BATCH_SECONDS
         else:
-            self._spill(stream, payload)
+            self._send_slow(stream, payload)
         if now >= self._next_service:
             self.service(now)
 
-    def _spill(self, stream: Stream, payload: bytes) -> None:
+    def _send_batch(self, stream: Stream) -> None:
+        blob = b"".join(stream.batch)
+        stream.batch.clear()
+        self._sock_send(blob, zmq.NOBLOCK)
+        stream.unacked.append((stream.batch_seq, blob))
+
+    def flush_batches(self) -> None:
+        """Send every open batch now."""
+        with self._lock:
+            if self.forked:
+                return
+            for stream in self._streams.values():
+                if stream.batch:
+                    self._send_batch(stream)
+
+    def _flush_loop(self) -> None:
+        """Sends batches the training thread left open, and keeps acks and liveness fresh."""
+        while not self._stop.wait(BATCH_SECONDS / 2):
+            if self.forked:
+                return
+            now = time.time()
+            try:
+                if now >= self._next_flush:
+                    self.flush_batches()
+                if now >= self._next_service:
+                    self.service(now)
+            except Exception:  # noqa: BLE001 - a housekeeping thread must not die
+                continue
+
+    def _send_slow(self, stream: Stream, payload: bytes) -> None:
+        self._check_fork()
+        if stream.batch:
+            self._send_batch(stream)  # keep order: what was batched goes before the spill
         if stream.spill is None:
             stream.spill = _Spill(spill_path(stream.attach.run_dir, self.pid))
         stream.spill.append(payload)
@@ -204,7 +254,6 @@ class Transport:
         freed = 0
         while q and q[0][0] <= ack.seq:
             freed += len(q.popleft()[1])
-        stream.unacked_bytes -= freed
         self._unacked_bytes -= freed
 
     def _refill(self, stream: Stream) -> None:
@@ -212,12 +261,14 @@ class Transport:
         room = self.queue_bytes - self._unacked_bytes
         if room <= 0:
             return
-        for payload in stream.spill.take(room):
-            fields = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-            self._sock.send(payload, zmq.NOBLOCK)
-            stream.unacked.append((fields[2], payload))
-            stream.unacked_bytes += len(payload)
-            self._unacked_bytes += len(payload)
+        payloads = stream.spill.take(room)
+        for start in range(0, len(payloads), BATCH_RECORDS):
+            chunk = payloads[start : start + BATCH_RECORDS]
+            blob = b"".join(chunk)
+            last_seq = msgpack.unpackb(chunk[-1], raw=False, strict_map_key=False)[2]
+            self._sock.send(blob, zmq.NOBLOCK)
+            stream.unacked.append((last_seq, blob))
+            self._unacked_bytes += len(blob)
         if stream.spill.count == 0:
             stream.spill.close(remove=True)
             stream.spill = None
@@ -232,8 +283,8 @@ class Transport:
         for stream in self._streams.values():
             attach = stream.attach._replace(first_seq=stream.acked + 1)
             self._sock.send(p.encode(attach))
-            for _seq, payload in stream.unacked:
-                self._sock.send(payload)
+            for _seq, blob in stream.unacked:
+                self._sock.send(blob)
 
     # -- waiting (finish, flush) -------------------------------------------------------
     def wait_durable(self, stream: Stream, seq: int, timeout: float, on_wait: Any = None) -> bool:
@@ -241,6 +292,7 @@ class Transport:
         start = time.monotonic()
         flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
         with self._lock:
+            self.flush_batches()
             self._sock.send(flush)
         last_flush = start
         while True:
@@ -275,6 +327,9 @@ class Transport:
         _ABANDONED.extend([self._ctx, self._sock, self._daemon])
 
     def close(self) -> None:
+        self._stop.set()
+        if self._flusher.is_alive() and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
         with self._lock:
             if self.forked:
                 return

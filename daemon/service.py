@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import zmq
 
 from trackd import _protocol as p
 from trackd._settings import Settings, load
 from trackd._spawn import LOCK_NAME, LOG_NAME, PID_NAME, SOCKET_NAME, prepare_dir
 
-from .runs import CRASH_GRACE, RunSlot, stored_fields
+from .runs import CRASH_GRACE, RunSlot
 
 log = logging.getLogger("trackd.daemon")
 DRAIN_MAX = 20000  # messages per turn, so fsync and acks are never starved
@@ -160,9 +161,18 @@ class Daemon:
                 self.bad_records += 1
                 log.exception("dropped a message that could not be handled")
 
-    def _handle(self, identity: bytes, payload: bytes) -> None:
-        fields = stored_fields(payload)
-        if fields is not None:
+    def _handle(self, identity: bytes, blob: bytes) -> None:
+        """One message: one record, or a batch of msgpack records back to back."""
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(blob) + 1)
+        unpacker.feed(blob)
+        start = 0
+        for fields in unpacker:
+            end = unpacker.tell()
+            self._handle_one(identity, fields, blob[start:end])
+            start = end
+
+    def _handle_one(self, identity: bytes, fields: Any, payload: bytes) -> None:
+        if p.is_stored(fields):
             slot = self.runs.get(fields[1])
             if slot is None:
                 self._reject(identity, fields[1], "records arrived before the run was attached")
@@ -171,7 +181,7 @@ class Daemon:
             if slot.writer.buffered_bytes > SYNC_BYTES:
                 slot.writer.write()
             return
-        self._handle_control(identity, p.decode(payload))
+        self._handle_control(identity, p.from_fields(fields))
 
     def _handle_control(self, identity: bytes, record: p.Record) -> None:
         if record.kind == p.ATTACH:
