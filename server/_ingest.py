@@ -119,14 +119,31 @@ def _lock_run(
     return row
 
 
-def _history_sql(db: Database) -> str:
-    marks = ", ".join([db.placeholder] * 8)
-    return (
-        "INSERT INTO history (run_pk, key_id, step, time, kind, num, ival, text) "
-        f"VALUES ({marks}) ON CONFLICT (run_pk, key_id, step) DO UPDATE SET "
-        "time = excluded.time, kind = excluded.kind, num = excluded.num, "
-        "ival = excluded.ival, text = excluded.text"
-    )
+_UPSERT = (
+    " ON CONFLICT (run_pk, key_id, step) DO UPDATE SET "
+    "time = excluded.time, kind = excluded.kind, num = excluded.num, "
+    "ival = excluded.ival, text = excluded.text"
+)
+_COLUMNS = "INSERT INTO history (run_pk, key_id, step, time, kind, num, ival, text) "
+_SQLITE_HISTORY = _COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + _UPSERT
+# PostgreSQL: one statement per chunk, the columns sent as arrays (far fewer round trips)
+_PG_HISTORY = (
+    _COLUMNS + "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], "
+    "%s::smallint[], %s::float8[], %s::bigint[], %s::text[])" + _UPSERT
+)
+_PG_CHUNK = 50_000
+
+
+def write_history(db: Database, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert history rows; a (key, step) written again keeps the last value."""
+    if db.is_sqlite:
+        conn.exec_driver_sql(_SQLITE_HISTORY, rows)
+        return
+    # one statement may not touch a row twice, so keep the last row per (key, step)
+    unique = list({(r[1], r[2]): r for r in rows}.values())
+    for start in range(0, len(unique), _PG_CHUNK):
+        columns = tuple(list(col) for col in zip(*unique[start : start + _PG_CHUNK], strict=True))
+        conn.exec_driver_sql(_PG_HISTORY, columns)
 
 
 class _Applier:
@@ -154,7 +171,7 @@ class _Applier:
         for record in records:
             handlers[record.kind](record)
         if self.rows:
-            self.conn.exec_driver_sql(_history_sql(self.db), self.rows)
+            write_history(self.db, self.conn, self.rows)
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed

@@ -172,3 +172,12 @@ def test_crashed_run_comes_back_on_ingest(admin: httpx.Client) -> None:
     assert admin.get("/runs/admin/proj/cr").json()["state"] == "crashed"
     ingest(admin, "cr", [history("cr", 3, 0, {"a": 1})]).raise_for_status()
     assert admin.get("/runs/admin/proj/cr").json()["state"] == "running"
+
+
+def test_a_step_logged_twice_keeps_the_last_value(admin: httpx.Client) -> None:
+    records = [run_start("dup"), history("dup", 2, 0, {"a": 1.0}), history("dup", 3, 0, {"a": 2.0})]
+    ingest(admin, "dup", records).raise_for_status()
+    ingest(admin, "dup", [history("dup", 4, 0, {"a": 3.0, "b": "x"})]).raise_for_status()
+    assert admin.get(HIST.format("dup")).json() == [
+        {"_step": 0, "_timestamp": 1000.0, "a": 3.0, "b": "x"}
+    ]
