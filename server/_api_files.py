@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from . import _files, _runs
 from ._http import Caller, app_state, member_entity, respond
@@ -30,8 +31,6 @@ def _run_root(request: Request, principal: Caller, entity: str, project: str, ru
 async def upload(
     request: Request, entity: str, project: str, run_id: str, path: str, principal: Caller
 ) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     root = await run_in_threadpool(_run_root, request, principal, entity, project, run_id)
     return respond(request, await _files.save(root, path, request.stream()))
 
