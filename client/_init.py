@@ -15,7 +15,9 @@ from typing import Any
 
 from . import _protocol as p
 from ._config import DEFAULTS_FILE, config_source_to_dict, load_config_file
+from ._credentials import ServerTarget, resolve
 from ._names import check_run_id, new_run_id, new_run_name
+from ._online import check_resume, start_online
 from ._reader import read_run
 from ._run import Run
 from ._settings import Settings, load
@@ -89,9 +91,11 @@ def _owns(run: Run) -> bool:
     return t is None or (not t.forked and t.pid == os.getpid())
 
 
-def _mode(settings: Settings) -> str:
+def _target(settings: Settings) -> tuple[str, ServerTarget]:
+    """The mode this run really gets, and the server (if any) it uploads to."""
     global _said_offline
-    if settings.mode == "online" and not settings.base_url:
+    target = resolve(settings)
+    if settings.mode == "online" and not target.base_url:
         if not _said_offline and not settings.silent:
             _said_offline = True
             print(
@@ -99,8 +103,8 @@ def _mode(settings: Settings) -> str:
                 "and can be uploaded later with `trackd sync`",
                 file=sys.stderr,
             )
-        return "offline"
-    return settings.mode
+        return "offline", target
+    return settings.mode, target
 
 
 def _new_run(
@@ -115,29 +119,37 @@ def _new_run(
     root: Any,
 ) -> Run:
     run_id = check_run_id(settings.run_id or new_run_id())
-    mode = _mode(settings)
+    mode, target = _target(settings)
+    project = target.project or "uncategorized"
     root_dir = Path(root or settings.dir).expanduser().resolve()
-    previous = _find_local_run(root_dir, run_id)
-    resumed = _check_resume(resume, run_id, previous)
-    start_seq, start_step = 1, 0
-    if resumed and previous is not None:
-        data = read_run(previous)
-        start_seq, start_step = data.last_seq + 1, data.last_step + 1
-        run_dir = previous
-    else:
+    start_seq, start_step, resumed, upload = 1, 0, False, None
+    prior_config: dict[str, Any] = {}
+    run_dir = None
+    if mode == "online":
+        online = start_online(target, project, run_id, resume, settings.http_timeout)
+        upload, resumed = online.upload, online.resumed
+        start_seq, start_step, prior_config = online.start_seq, online.start_step, online.config
+    elif mode == "offline":
+        previous = _find_local_run(root_dir, run_id)
+        resumed = check_resume(resume, run_id, previous is not None, where=f"in {root_dir}")
+        if resumed and previous is not None:
+            data = read_run(previous)
+            start_seq, start_step, prior_config = data.last_seq + 1, data.last_step + 1, data.config
+            run_dir = previous
+    if run_dir is None:
         run_dir = _make_run_dir(root_dir, run_id, mode)
     meta = p.RunStart(
         kind=p.RUN_START,
         run_id=run_id,
         seq=start_seq,
-        entity=settings.entity,
-        project=settings.project or "uncategorized",
+        entity=upload.entity if upload else target.entity,
+        project=upload.project if upload else project,
         name=name or new_run_name(),
         group=group,
         job_type=job_type,
         tags=[str(t) for t in (tags or ())],
         notes=notes,
-        config=plain(_initial_config(config)),
+        config=plain({**prior_config, **_initial_config(config)}),
         start_time=time.time(),
         host=socket.gethostname(),
         pid=os.getpid(),
@@ -148,30 +160,12 @@ def _new_run(
         start_step=start_step,
     )
     transport = None if mode == "disabled" else _get_transport(settings)
-    run = Run(meta, str(run_dir), transport)
+    run = Run(meta, str(run_dir), transport, upload)
     run._start()
     if not settings.silent and mode != "disabled":
-        print(f"trackd: run {meta.name} ({run_id}) logging to {run_dir}", file=sys.stderr)
+        where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else run_dir
+        print(f"trackd: run {meta.name} ({run_id}) logging to {where}", file=sys.stderr)
     return run
-
-
-def _check_resume(resume: bool | str | None, run_id: str, previous: Path | None) -> bool:
-    if resume in (None, False, "never"):
-        if previous is not None and resume == "never":
-            raise UsageError(f"init(): run {run_id!r} already exists and resume='never'")
-        return False
-    if resume in (True, "allow", "auto"):
-        return previous is not None
-    if resume == "must":
-        if previous is None:
-            raise UsageError(
-                f"init(): resume='must' but run {run_id!r} does not exist; "
-                "pass the id of an existing run, or resume='allow'"
-            )
-        return True
-    raise UsageError(
-        f"init(): resume={resume!r} is not one of 'allow', 'must', 'never', 'auto', True, False"
-    )
 
 
 def _find_local_run(root: Path, run_id: str) -> Path | None:

@@ -19,7 +19,9 @@ Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
     Attach     a client process announces a run it writes, and where its log lives
     Flush      ask the daemon to make everything up to ``seq`` durable now and ack it
-    Ack        daemon -> client: every record of ``run_id`` up to ``seq`` is durable
+    Ack        daemon -> client: every record of ``run_id`` up to ``seq`` is durable, and
+               how far its upload got
+    Sync       client -> daemon: upload an existing run log (``trackd sync``)
 
 Compatibility: a decoder accepts arrays longer than the class it knows (fields added by a
 newer writer are dropped) and shorter ones (missing trailing fields take their defaults).
@@ -43,6 +45,7 @@ FINISH = 6
 ATTACH = 20
 FLUSH = 21
 ACK = 22
+SYNC = 23
 
 STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH})
 
@@ -120,6 +123,26 @@ class Attach(NamedTuple):
     pid: int
     first_seq: int
     mode: str = "offline"
+    upload: UploadTarget | None = None
+
+
+class UploadTarget(NamedTuple):
+    """Where (and as whom) the daemon uploads a run: sent inside Attach and Sync."""
+
+    base_url: str
+    api_key: str
+    entity: str | None
+    project: str
+
+
+class Sync(NamedTuple):
+    """Client -> daemon: upload the run log in ``run_dir`` (``trackd sync``)."""
+
+    kind: int
+    run_id: str
+    seq: int
+    run_dir: str
+    upload: UploadTarget
 
 
 class Flush(NamedTuple):
@@ -129,13 +152,19 @@ class Flush(NamedTuple):
 
 
 class Ack(NamedTuple):
+    """Daemon -> client: ``seq`` is durable; ``uploaded`` is the server's durable seq (-1:
+    not uploading), ``upload_note`` says why an upload waits or failed."""
+
     kind: int
     run_id: str
     seq: int
     error: str | None = None
+    uploaded: int = -1
+    upload_note: str | None = None
+    upload_failed: bool = False
 
 
-Record = RunStart | History | Config | Summary | Metric | Finish | Attach | Flush | Ack
+Record = RunStart | History | Config | Summary | Metric | Finish | Attach | Flush | Ack | Sync
 
 _BY_KIND: dict[int, Any] = {
     RUN_START: RunStart,
@@ -147,6 +176,7 @@ _BY_KIND: dict[int, Any] = {
     ATTACH: Attach,
     FLUSH: Flush,
     ACK: Ack,
+    SYNC: Sync,
 }
 
 

@@ -27,7 +27,6 @@ from ._transport import Stream, Transport
 from ._values import check_ints, check_log_data, log_value, plain
 from .errors import UsageError
 
-
 _PLAIN = frozenset({float, int, bool})
 _now = time.time
 
@@ -105,7 +104,13 @@ class Run:
                 run.log({"loss": 1 / (step + 1)})
     """
 
-    def __init__(self, meta: p.RunStart, run_dir: str, transport: Transport | None) -> None:
+    def __init__(
+        self,
+        meta: p.RunStart,
+        run_dir: str,
+        transport: Transport | None,
+        upload: p.UploadTarget | None = None,
+    ) -> None:
         self.id = meta.run_id
         self.name = meta.name
         self.project = meta.project
@@ -121,6 +126,7 @@ class Run:
         self.config.update(meta.config)
         self.summary = Summary(self)
         self._meta = meta
+        self._upload = upload
         self._transport = transport
         self._lock = transport._lock if transport is not None else threading.RLock()
         self._stream: Stream | None = None
@@ -140,7 +146,9 @@ class Run:
     # -- lifecycle ----------------------------------------------------------------------
     def _start(self) -> None:
         if self._transport is not None:
-            attach = p.Attach(p.ATTACH, self.id, 0, self.dir, self._meta.pid, self._meta.seq, self.mode)
+            attach = p.Attach(
+                p.ATTACH, self.id, 0, self.dir, self._meta.pid, self._meta.seq, self.mode, self._upload
+            )
             self._stream = self._transport.open_stream(attach)
             self._send = self._transport.send
             self._emit_record(self._meta)
@@ -329,10 +337,11 @@ class Run:
         if self._transport is None or self._stream is None:
             return
         settings = load()
+        say = not (quiet or settings.silent)
         shown = [False]
 
         def progress(elapsed: float, pending: int) -> None:
-            if elapsed > 1.0 and not shown[0] and not (quiet or settings.silent):
+            if elapsed > 1.0 and not shown[0] and say:
                 shown[0] = True
                 print(f"trackd: waiting for the daemon to store {pending} record(s)...", file=sys.stderr)
 
@@ -344,6 +353,33 @@ class Run:
                 UserWarning,
                 stacklevel=3,
             )
+            return
+        if self._stream.attach.upload is not None:
+            self._wait_upload(seq, settings.finish_timeout, say)
+
+    def _wait_upload(self, seq: int, timeout: float, say: bool) -> None:
+        assert self._transport is not None and self._stream is not None
+        url = self._stream.attach.upload.base_url  # type: ignore[union-attr]
+        last = [0.0]
+
+        def progress(elapsed: float, stream: Stream) -> None:
+            if say and elapsed > 1.0 and elapsed - last[0] >= 1.0:
+                last[0] = elapsed
+                done = max(stream.uploaded, 0)
+                print(f"trackd: uploading run {self.id}: {done}/{seq} records on the server", file=sys.stderr)
+
+        outcome = self._transport.wait_uploaded(self._stream, seq, timeout, progress)
+        note = self._stream.upload_note or ""
+        if outcome == "failed":
+            warnings.warn(f"finish(): run {self.id!r}: {note}", UserWarning, stacklevel=4)
+        elif outcome != "done" and say:
+            print(
+                f"trackd: the server at {url} has not confirmed run {self.id} yet ({note or outcome}); "
+                "the daemon keeps uploading in the background (see `trackd status`)",
+                file=sys.stderr,
+            )
+        elif say:
+            print(f"trackd: run {self.name} ({self.id}) is on {url}", file=sys.stderr)
 
     def __enter__(self) -> Run:
         return self

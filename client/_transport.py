@@ -41,6 +41,7 @@ from .errors import CommError, UsageError
 SERVICE_INTERVAL = 0.2
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.01
+UNREACHABLE_AFTER = 5.0
 _ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
 _TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 
@@ -89,7 +90,10 @@ class _Spill:
 class Stream:
     """One run's records on their way to the daemon."""
 
-    __slots__ = ("attach", "run_id", "unacked", "acked", "spill", "error", "batch", "batch_seq")
+    __slots__ = (
+        "attach", "run_id", "unacked", "acked", "spill", "error", "batch", "batch_seq",
+        "uploaded", "upload_note", "upload_failed",
+    )
 
     def __init__(self, attach: p.Attach) -> None:
         self.attach = attach
@@ -100,6 +104,9 @@ class Stream:
         self.acked = attach.first_seq - 1
         self.spill: _Spill | None = None
         self.error: str | None = None
+        self.uploaded = -1  # the server's durable seq, as the daemon last reported it
+        self.upload_note: str | None = None
+        self.upload_failed = False
 
     @property
     def pending(self) -> int:
@@ -247,6 +254,9 @@ class Transport:
             return
         if ack.error:
             stream.error = ack.error
+        if ack.uploaded >= 0 or ack.upload_note:
+            stream.uploaded = max(stream.uploaded, ack.uploaded)
+            stream.upload_note, stream.upload_failed = ack.upload_note, ack.upload_failed
         if ack.seq <= stream.acked:
             return
         stream.acked = ack.seq
@@ -310,6 +320,33 @@ class Transport:
                 return False
             if on_wait is not None:
                 on_wait(elapsed, stream.pending)
+            self._sock.poll(50, zmq.POLLIN)
+
+    def wait_uploaded(self, stream: Stream, seq: int, timeout: float, on_wait: Any) -> str:
+        """Block until the server holds ``seq``: 'done', 'failed', 'unreachable' or 'timeout'.
+
+        'unreachable' comes once the daemon has been retrying for ``UNREACHABLE_AFTER``
+        seconds: the caller returns and the daemon goes on trying in the background.
+        """
+        start = time.monotonic()
+        retrying_since: float | None = None
+        while True:
+            with self._lock:
+                self.service()
+            now = time.monotonic()
+            if stream.uploaded >= seq:
+                return "done"
+            if stream.upload_failed:
+                return "failed"
+            if stream.upload_note:
+                retrying_since = retrying_since or now
+                if now - retrying_since > UNREACHABLE_AFTER:
+                    return "unreachable"
+            else:
+                retrying_since = None
+            if now - start > timeout:
+                return "timeout"
+            on_wait(now - start, stream)
             self._sock.poll(50, zmq.POLLIN)
 
     # -- fork ---------------------------------------------------------------------------

@@ -25,12 +25,12 @@ from typing import Any
 
 import msgpack
 import zmq
-
 from trackd import _protocol as p
 from trackd._settings import Settings, load
 from trackd._spawn import LOCK_NAME, LOG_NAME, PID_NAME, SOCKET_NAME, prepare_dir
 
 from .runs import CRASH_GRACE, RunSlot
+from .uploader import Uploader
 
 log = logging.getLogger("trackd.daemon")
 DRAIN_MAX = 20000  # messages per turn, so fsync and acks are never starved
@@ -58,6 +58,9 @@ class Daemon:
         self._next_sync = 0.0
         self._next_liveness = 0.0
         self._idle_since = time.monotonic()
+        self.uploader = Uploader(path, settings)
+        self._waiters: dict[str, bytes] = {}  # run id -> client waiting on its upload
+        self._reported: dict[str, tuple[int, str | None, bool]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> bool:
@@ -80,6 +83,7 @@ class Daemon:
         tmp = self.path / f"{PID_NAME}.tmp"
         tmp.write_text(str(os.getpid()))
         tmp.replace(self.path / PID_NAME)
+        self.uploader.start()
         self.state = DaemonState.RUNNING
         log.info("daemon %d serving %s", os.getpid(), sock_path)
         return True
@@ -115,6 +119,7 @@ class Daemon:
                 self._drain()
             now = time.monotonic()
             self._sync(now, force=False)
+            self._report_uploads()
             if now >= self._next_liveness:
                 self._next_liveness = now + self.settings.liveness_interval
                 self._check_clients(now)
@@ -130,6 +135,7 @@ class Daemon:
             slot.writer.close()
             self._ack(slot)
         self.runs.clear()
+        self.uploader.stop()
         pid_file = self.path / PID_NAME
         try:
             if pid_file.read_text().strip() == str(os.getpid()):
@@ -192,6 +198,11 @@ class Daemon:
                 slot.identity = identity
                 slot.flush_requested = True
                 self._next_sync = 0.0
+            self._wait_upload(identity, record.run_id)
+        elif record.kind == p.SYNC:
+            target = p.UploadTarget(*record.upload)  # type: ignore[union-attr]
+            self.uploader.add(record.run_id, Path(record.run_dir), target, live=False)  # type: ignore[union-attr]
+            self._wait_upload(identity, record.run_id)
         else:
             self.bad_records += 1
             log.warning("dropped a record of kind %s that failed its checks", record.kind)
@@ -204,8 +215,31 @@ class Daemon:
         else:
             slot.reattach(attach, identity)
             log.info("run %s re-attached by pid %d", attach.run_id, attach.pid)
+        if attach.upload:
+            target = p.UploadTarget(*attach.upload)
+            self.uploader.add(attach.run_id, slot.run_dir, target, live=True)
         self._ack(slot)
 
+    # -- upload progress, told to the clients waiting in finish() or sync ---------------
+    def _wait_upload(self, identity: bytes, run_id: str) -> None:
+        if self.uploader.status(run_id) is not None:
+            self._waiters[run_id] = identity
+            self._reported.pop(run_id, None)
+            self.uploader.request_flush(run_id)
+
+    def _report_uploads(self) -> None:
+        assert self._sock is not None
+        for run_id, identity in list(self._waiters.items()):
+            status = self.uploader.status(run_id)
+            if status is None or status == self._reported.get(run_id):
+                continue
+            self._reported[run_id] = status
+            uploaded, note, failed = status
+            ack = p.Ack(p.ACK, run_id, 0, None, uploaded, note, failed)
+            try:
+                self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self._waiters.pop(run_id, None)
     def _reject(self, identity: bytes, run_id: Any, why: str) -> None:
         self.bad_records += 1
         log.warning("run %r: %s", run_id, why)
@@ -221,6 +255,7 @@ class Daemon:
                 slot.writer.sync()
                 slot.flush_requested = False
                 self._ack(slot)
+                self.uploader.notify(slot.run_id)
             if slot.finished and not slot.writer.dirty:
                 done.append(slot)
         for slot in done:
@@ -237,6 +272,7 @@ class Daemon:
     def _close(self, slot: RunSlot, why: str) -> None:
         slot.writer.close()
         self.runs.pop(slot.run_id, None)
+        self.uploader.set_live(slot.run_id, False)
         log.info("run %s closed (%s) at seq %d", slot.run_id, why, slot.writer.synced_seq)
 
     # -- clients ------------------------------------------------------------------------
@@ -260,7 +296,7 @@ class Daemon:
                 self._close(slot, "crashed")
 
     def _idle_for(self, now: float) -> float:
-        if self.runs:
+        if self.runs or self.uploader.busy():
             self._idle_since = now
         return now - self._idle_since
 

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import msgpack
-
 from trackd._runlog import HEADER, frame, header_bytes, scan
 
 

@@ -1,0 +1,83 @@
+"""The training process's (and the CLI's) few synchronous calls to the server.
+
+Used by ``init`` (authorize the entity, look up a run to resume), ``login``, ``sync`` and the
+read client ``trackd.Api``; never by ``log()``. Read calls ask for msgpack, so NaN, inf and
+64-bit ints come back exactly. httpx errors become :class:`~trackd.errors.CommError` here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgpack
+
+from .errors import AuthError, CommError, UsageError
+
+MSGPACK = "application/msgpack"
+
+
+class ServerClient:
+    """A small authenticated client of the trackd server's ``/api/v1``."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 30.0) -> None:
+        if not api_key:
+            raise UsageError(
+                "api_key not configured; call trackd.login(key=...), run `trackd login`, "
+                "or set TRACKD_API_KEY"
+            )
+        self.base_url = base_url
+        self._client = httpx.Client(
+            base_url=f"{base_url}/api/v1",
+            headers={"Authorization": f"Bearer {api_key}", "Accept": MSGPACK},
+            timeout=timeout,
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ServerClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._call("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, json=body)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CommError(
+                f"could not reach the trackd server at {self.base_url} ({exc}); "
+                "is it running? (`trackd server`)"
+            ) from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return decode_body(response)
+
+
+def decode_body(response: httpx.Response) -> Any:
+    if response.headers.get("content-type", "").startswith(MSGPACK):
+        return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
+    return response.json() if response.content else None
+
+
+def error_message(response: httpx.Response) -> str:
+    try:
+        body = decode_body(response)
+        return str(body["error"]["message"])
+    except Exception:  # noqa: BLE001 - any unexpected body: fall back to the text
+        return response.text[:500] or response.reason_phrase
+
+
+def _error(response: httpx.Response) -> CommError:
+    message = error_message(response)
+    if response.status_code in (401, 403):
+        return AuthError(message, response.status_code)
+    return CommError(f"{message} (HTTP {response.status_code})", response.status_code)

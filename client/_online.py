@@ -1,0 +1,92 @@
+"""What ``init`` does when a server is configured: authorize, and resolve resume.
+
+These are the only synchronous server calls a training script makes, once, before its
+first ``log()``: the entity must be one the key may write (a clear error at ``init`` beats
+an upload that fails later), and resuming needs the server's last seq and step.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from . import _protocol as p
+from ._credentials import ServerTarget
+from ._http import ServerClient
+from .errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineStart:
+    upload: p.UploadTarget
+    resumed: bool
+    start_seq: int
+    start_step: int
+    config: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def require_key(target: ServerTarget) -> str:
+    if target.api_key:
+        return target.api_key
+    if sys.stdin is not None and sys.stdin.isatty():
+        from . import _login
+
+        _login.login(host=target.base_url)
+        from ._credentials import resolve
+        from ._settings import load
+
+        key = resolve(load()).api_key
+        if key:
+            return key
+    raise UsageError("api_key not configured (no-tty). call trackd.login(key=...)")
+
+
+def start_online(
+    target: ServerTarget, project: str, run_id: str, resume: bool | str | None, timeout: float
+) -> OnlineStart:
+    assert target.base_url is not None
+    key = require_key(target)
+    with ServerClient(target.base_url, key, timeout=timeout) as client:
+        answer = client.post(
+            "/init", {"entity": target.entity, "project": project, "run_id": run_id}
+        )
+    run = answer.get("run")
+    upload = p.UploadTarget(target.base_url, key, answer["entity"], answer["project"])
+    resumed = check_resume(resume, run_id, run is not None, where="on the server")
+    if not resumed or run is None:
+        return OnlineStart(upload, False, 1, 0, {}, {})
+    return OnlineStart(
+        upload,
+        True,
+        int(run.get("last_seq") or 0) + 1,
+        int(run.get("last_step") if run.get("last_step") is not None else -1) + 1,
+        dict(run.get("config") or {}),
+        dict(run.get("summary") or {}),
+    )
+
+
+def check_resume(resume: bool | str | None, run_id: str, exists: bool, where: str) -> bool:
+    """wandb's resume rules: whether to continue an existing run, or a clear error."""
+    if resume in (None, False, "never"):
+        if exists and resume == "never":
+            raise UsageError(f"init(): run {run_id!r} already exists {where} and resume='never'")
+        if exists and resume is None:
+            raise UsageError(
+                f"init(): run {run_id!r} already exists {where}; pass resume='allow' to "
+                "continue it, or use another id"
+            )
+        return False
+    if resume in (True, "allow", "auto"):
+        return exists
+    if resume == "must":
+        if not exists:
+            raise UsageError(
+                f"init(): resume='must' but run {run_id!r} does not exist {where}; "
+                "pass the id of an existing run, or resume='allow'"
+            )
+        return True
+    raise UsageError(
+        f"init(): resume={resume!r} is not one of 'allow', 'must', 'never', 'auto', True, False"
+    )

@@ -1,0 +1,337 @@
+"""Uploading run logs to the server, from disk, in a thread of the daemon.
+
+The uploader never sees records in memory: it reads each online run's log file from the
+offset the server last confirmed (``checkpoint.Progress``), so a restarted daemon resumes
+where the last one stopped and nothing depends on the training process being alive.
+
+A batch is the raw record bytes from the log wrapped in a msgpack map, posted to
+``/api/v1/ingest``; the server applies each seq at most once and answers with the highest
+seq it holds, which becomes the new checkpoint. Batches go out when ``batch_bytes`` are
+waiting, when the oldest waiting record is ``batch_seconds`` old, or at once when a client
+is waiting in ``finish()``.
+
+Failures: connection errors, timeouts, 5xx, 408 and 429 are retried forever with
+exponential backoff and full jitter (429 and 503 honour Retry-After); 413 halves the batch;
+any other 4xx stops that run's upload and records the server's message, which
+``finish()`` and ``trackd status`` show. The data stays on disk either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import msgpack
+from trackd import _protocol as p
+from trackd._runlog import FRAME, HEADER, LOG_NAME, check_header, iter_frames
+from trackd._settings import Settings
+
+from . import checkpoint
+from .checkpoint import Progress
+
+log = logging.getLogger("trackd.daemon")
+RETRY_BASE = 0.25
+RETRY_MAX = 8.0
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class UploadJob:
+    run_id: str
+    run_dir: Path
+    target: p.UploadTarget
+    progress: Progress
+    live: bool = False
+    flush: bool = False
+    failures: int = 0
+    next_attempt: float = 0.0
+    last_upload: float = 0.0
+    last_heartbeat: float = 0.0
+    max_records: int = 1 << 30
+    note: str | None = None
+    failed: bool = False
+    done: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_NAME
+
+    def pending_bytes(self) -> int:
+        try:
+            size = self.log_path.stat().st_size
+        except OSError:
+            return 0
+        return max(0, size - max(self.progress.offset, HEADER.size))
+
+
+@dataclass(slots=True)
+class Batch:
+    payloads: list[bytes]
+    end_offset: int
+    last_seq: int
+
+
+class Uploader:
+    """Owns the upload jobs and the thread that works on them."""
+
+    def __init__(self, daemon_dir: Path, settings: Settings) -> None:
+        self.daemon_dir = daemon_dir
+        self.settings = settings
+        self.jobs: dict[str, UploadJob] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._clients: dict[str, httpx.Client] = {}
+        self._thread = threading.Thread(target=self._loop, name="trackd-upload", daemon=True)
+
+    # -- called from the daemon's main thread ----------------------------------------
+    def start(self) -> None:
+        for run_id, run_dir, target in checkpoint.registered(self.daemon_dir):
+            self.add(run_id, run_dir, target, live=False)
+        self._thread.start()
+
+    def add(self, run_id: str, run_dir: Path, target: p.UploadTarget, live: bool) -> None:
+        checkpoint.register(self.daemon_dir, run_id, run_dir, target)
+        with self._lock:
+            job = self.jobs.get(run_id)
+            if job is None or job.target != target or job.run_dir != run_dir:
+                job = UploadJob(run_id, run_dir, target, checkpoint.load_progress(run_dir))
+                job.headers = {"Authorization": f"Bearer {target.api_key}"}
+                self.jobs[run_id] = job
+            job.live, job.failed, job.done = live, False, False
+            job.note, job.failures, job.next_attempt = None, 0, 0.0
+        self._wake.set()
+
+    def set_live(self, run_id: str, live: bool) -> None:
+        job = self.jobs.get(run_id)
+        if job is not None:
+            job.live = live
+            self._wake.set()
+
+    def notify(self, run_id: str) -> None:
+        """New records of ``run_id`` are in its log."""
+        if run_id in self.jobs:
+            self._wake.set()
+
+    def request_flush(self, run_id: str) -> None:
+        job = self.jobs.get(run_id)
+        if job is not None:
+            job.flush = True
+            self._wake.set()
+
+    def status(self, run_id: str) -> tuple[int, str | None, bool] | None:
+        job = self.jobs.get(run_id)
+        if job is None:
+            return None
+        return job.progress.seq, job.note, job.failed
+
+    def busy(self) -> bool:
+        return any(not job.done and not job.failed for job in list(self.jobs.values()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        for client in self._clients.values():
+            client.close()
+
+    # -- the upload thread --------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            next_due = time.monotonic() + self.settings.batch_seconds
+            for job in list(self.jobs.values()):
+                try:
+                    due = self._work(job)
+                except Exception:  # noqa: BLE001 - one run's trouble must not stop the rest
+                    log.exception("run %s: upload step failed", job.run_id)
+                    due = time.monotonic() + 1.0
+                next_due = min(next_due, due)
+            self._wake.wait(max(0.0, next_due - time.monotonic()))
+
+    def _work(self, job: UploadJob) -> float:
+        """Do what is due for ``job``; return when it next needs attention."""
+        now = time.monotonic()
+        if job.done or job.failed:
+            return now + 3600
+        if now < job.next_attempt:
+            return job.next_attempt
+        pending = job.pending_bytes()
+        wait_until = job.last_upload + self.settings.batch_seconds
+        if pending and (job.flush or pending >= self.settings.batch_bytes or now >= wait_until):
+            self._upload_some(job)
+            return time.monotonic() if job.pending_bytes() and not job.note else job.next_attempt
+        if pending:
+            return wait_until
+        if job.live:
+            if job.progress.seq == 0:
+                return now + self.settings.heartbeat_interval  # the server has no run yet
+            return self._heartbeat_if_due(job, now)
+        self._finish(job)
+        return now + 3600
+
+    def _upload_some(self, job: UploadJob) -> None:
+        batch = self._read_batch(job)
+        if batch is None:
+            return
+        try:
+            durable = self._post_batch(job, batch)
+        except RetryableError as exc:
+            self._retry_later(job, str(exc), exc.retry_after)
+            return
+        except FatalError as exc:
+            if exc.status == 413 and len(batch.payloads) > 1:
+                job.max_records = max(1, len(batch.payloads) // 2)
+                return
+            self._fail(job, str(exc))
+            return
+        job.failures, job.note, job.flush = 0, None, job.flush and durable < batch.last_seq
+        job.last_upload = job.last_heartbeat = time.monotonic()
+        if durable >= batch.last_seq:
+            job.progress = Progress(batch.end_offset, durable)
+            checkpoint.save_progress(job.run_dir, job.progress)
+
+    def _read_batch(self, job: UploadJob) -> Batch | None:
+        start = max(job.progress.offset, HEADER.size)
+        with open(job.log_path, "rb") as f:
+            check_header(f.read(HEADER.size), str(job.log_path))
+            f.seek(start)
+            data = f.read(self.settings.batch_bytes + (1 << 16))
+            if len(data) >= FRAME.size:
+                need = FRAME.unpack_from(data)[0] + FRAME.size
+                if need > len(data):  # one frame bigger than a batch: read all of it
+                    f.seek(start)
+                    data = f.read(need)
+        payloads: list[bytes] = []
+        end = 0
+        for payload, frame_end in iter_frames(data, 0):
+            payloads.append(payload)
+            end = frame_end
+            if end >= self.settings.batch_bytes or len(payloads) >= job.max_records:
+                break
+        if not payloads:
+            return None
+        last_seq = msgpack.unpackb(payloads[-1], raw=False, strict_map_key=False)[2]
+        return Batch(payloads, start + end, last_seq)
+
+    def _client(self, base_url: str) -> httpx.Client:
+        client = self._clients.get(base_url)
+        if client is None:
+            timeout = httpx.Timeout(self.settings.http_timeout)
+            client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=timeout, trust_env=False)
+            self._clients[base_url] = client
+        return client
+
+    def _post_batch(self, job: UploadJob, batch: Batch) -> int:
+        body = ingest_body(job.target, job.run_id, batch.payloads)
+        headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
+        answer = self._request(job, "/ingest", content=body, headers=headers)
+        return int(answer["durable_seq"])
+
+    def _request(self, job: UploadJob, path: str, **kwargs: object) -> dict[str, object]:
+        try:
+            response = self._client(job.target.base_url).post(path, **kwargs)  # type: ignore[arg-type]
+        except httpx.HTTPError as exc:
+            raise RetryableError(f"server unreachable ({type(exc).__name__}: {exc})") from exc
+        if response.status_code in RETRYABLE_STATUS:
+            raise RetryableError(
+                f"server answered {response.status_code}", _retry_after(response)
+            )
+        if response.status_code >= 400:
+            raise FatalError(_server_message(response), response.status_code)
+        try:
+            return response.json()  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise RetryableError(f"unreadable answer from the server: {exc}") from exc
+
+    def _heartbeat_if_due(self, job: UploadJob, now: float) -> float:
+        due = job.last_heartbeat + self.settings.heartbeat_interval
+        if now < due:
+            return due
+        body = {"entity": job.target.entity, "project": job.target.project, "run_id": job.run_id}
+        try:
+            self._request(job, "/heartbeat", json=body, headers=job.headers)
+            job.last_heartbeat = now
+        except RetryableError as exc:
+            self._retry_later(job, str(exc), exc.retry_after)
+        except FatalError as exc:
+            log.warning("run %s: heartbeat refused: %s", job.run_id, exc)
+            job.last_heartbeat = now
+        return now + self.settings.heartbeat_interval
+
+    def _retry_later(self, job: UploadJob, why: str, retry_after: float | None) -> None:
+        job.failures += 1
+        delay = min(RETRY_MAX, RETRY_BASE * 2 ** (job.failures - 1))
+        delay = random.uniform(delay / 2, delay)  # jitter: many daemons must not sync up
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        job.next_attempt = time.monotonic() + delay
+        job.note = f"retrying in {delay:.1f} s: {why}"
+        log.info("run %s: upload %s (attempt %d)", job.run_id, job.note, job.failures)
+
+    def _fail(self, job: UploadJob, message: str) -> None:
+        job.failed = True
+        job.note = f"upload failed: {message}"
+        job.progress.error = message
+        checkpoint.save_progress(job.run_dir, job.progress)
+        log.error("run %s: %s", job.run_id, job.note)
+
+    def _finish(self, job: UploadJob) -> None:
+        job.done = True
+        checkpoint.unregister(self.daemon_dir, job.run_id)
+        log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
+
+
+def ingest_body(target: p.UploadTarget, run_id: str, payloads: list[bytes]) -> bytes:
+    """The ingest request: a msgpack map whose ``records`` are the log's own record bytes."""
+    packer = msgpack.Packer(use_bin_type=True)
+    head = b"".join(
+        [
+            packer.pack_map_header(4),
+            packer.pack("entity"),
+            packer.pack(target.entity),
+            packer.pack("project"),
+            packer.pack(target.project),
+            packer.pack("run_id"),
+            packer.pack(run_id),
+            packer.pack("records"),
+            packer.pack_array_header(len(payloads)),
+        ]
+    )
+    return head + b"".join(payloads)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(float(value), 300.0)
+    except ValueError:
+        return None
+
+
+def _server_message(response: httpx.Response) -> str:
+    try:
+        return f"{response.json()['error']['message']} (HTTP {response.status_code})"
+    except Exception:  # noqa: BLE001 - whatever the body, report something readable
+        return f"HTTP {response.status_code}: {response.text[:300]}"
