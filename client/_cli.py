@@ -16,17 +16,15 @@ def _server(args: list[str]) -> int:
 
 
 def _status(_args: argparse.Namespace) -> int:
-    from ._settings import load
-    from ._spawn import PID_NAME, _locked_by_daemon
+    from ._sync import status
 
-    settings = load()
-    path = settings.daemon_path
-    alive = path.is_dir() and _locked_by_daemon(path)
-    pid = (path / PID_NAME).read_text().strip() if alive and (path / PID_NAME).exists() else "-"
-    print(f"daemon: {'running (pid ' + pid + ')' if alive else 'not running'}")
-    print(f"daemon dir: {path}")
-    print(f"server: {settings.base_url or '(none; runs are stored offline)'}")
-    return 0
+    return status()
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from ._sync import sync
+
+    return 1 if sync(args.run_dirs) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trackd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("server", help="run the tracking server (see `trackd server --help`)")
-    sub.add_parser("status", help="show the daemon and server this machine uses")
+    sub.add_parser("status", help="show the daemon, the server and uploads still pending")
+    sync_cmd = sub.add_parser("sync", help="upload offline runs and leftovers to the server")
+    sync_cmd.add_argument("run_dirs", nargs="*", help="run directories (default: all not uploaded)")
     args = parser.parse_args(argv)
-    commands = {"status": _status}
+    commands = {"status": _status, "sync": _sync}
     return commands[args.command](args)

@@ -154,6 +154,15 @@ class Transport:
             self._sock.send(p.encode(attach))
             return stream
 
+    def open_sync(self, run_id: str, run_dir: str, upload: p.UploadTarget) -> Stream:
+        """Ask the daemon to upload an existing run log; progress arrives as acks."""
+        with self._lock:
+            self._check_fork()
+            stream = Stream(p.Attach(p.ATTACH, run_id, 0, run_dir, self.pid, 1, "sync", upload))
+            self._streams[run_id] = stream
+            self._sock.send(p.encode(p.Sync(p.SYNC, run_id, 0, run_dir, upload)))
+            return stream
+
     def has_streams(self) -> bool:
         return bool(self._streams)
 

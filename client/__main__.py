@@ -1,0 +1,3 @@
+from trackd._cli import main
+
+raise SystemExit(main())

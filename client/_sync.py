@@ -1,0 +1,120 @@
+"""``trackd sync`` and ``trackd status``: uploading run logs after the fact, and seeing
+what the daemon still has to upload."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import _protocol as p
+from ._credentials import resolve
+from ._http import ServerClient
+from ._online import require_key
+from ._reader import RunData, read_run
+from ._settings import Settings, load
+from ._spawn import PID_NAME, _locked_by_daemon
+from ._transport import Stream, Transport
+from .errors import UsageError
+
+PROGRESS_NAME = "upload.json"
+
+
+def uploaded_seq(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / PROGRESS_NAME).read_text()).get("seq", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def find_unsynced(root: Path) -> list[Path]:
+    """Run directories under ``root`` whose log holds records the server does not."""
+    out = []
+    for run_dir in sorted(root.glob("*run-*")):
+        if (run_dir / "run.trackd").exists() and uploaded_seq(run_dir) < read_run(run_dir).last_seq:
+            out.append(run_dir)
+    return out
+
+
+def sync(paths: list[str], settings: Settings | None = None, show: bool = True) -> int:
+    """Upload each run directory through the daemon; returns how many failed."""
+    settings = settings or load()
+    target = resolve(settings)
+    if not target.base_url:
+        raise UsageError("no server configured; run `trackd login --host URL` first")
+    key = require_key(target)
+    dirs = [Path(x) for x in paths] or find_unsynced(Path(settings.dir).expanduser())
+    if not dirs:
+        print("trackd sync: nothing to upload", file=sys.stderr)
+        return 0
+    transport = Transport(settings.daemon_path, settings.queue_bytes)
+    failures = 0
+    try:
+        with ServerClient(target.base_url, key, timeout=settings.http_timeout) as client:
+            for run_dir in dirs:
+                data = read_run(run_dir)
+                entity = data.entity or target.entity
+                answer = client.post(
+                    "/init", {"entity": entity, "project": data.project, "run_id": data.id}
+                )
+                upload = p.UploadTarget(target.base_url, key, answer["entity"], answer["project"])
+                failures += not _sync_one(
+                    transport, run_dir.resolve(), data, upload, settings, show
+                )
+    finally:
+        transport.close()
+    return failures
+
+
+def _sync_one(
+    transport: Transport,
+    run_dir: Path,
+    data: RunData,
+    upload: p.UploadTarget,
+    settings: Settings,
+    show: bool,
+) -> bool:
+    stream = transport.open_sync(data.id, str(run_dir), upload)
+
+    def progress(_elapsed: float, s: Stream) -> None:
+        if show:
+            _bar(data.id, max(s.uploaded, 0), data.last_seq)
+
+    outcome = transport.wait_uploaded(stream, data.last_seq, settings.finish_timeout * 10, progress)
+    transport.close_stream(stream)
+    if show:
+        _bar(data.id, max(stream.uploaded, 0), data.last_seq)
+        print(file=sys.stderr)
+    where = f"{upload.base_url} {upload.entity}/{upload.project}/{data.id}"
+    if outcome == "done":
+        print(f"trackd sync: {run_dir.name} -> {where}", file=sys.stderr)
+        return True
+    print(f"trackd sync: {run_dir.name}: {stream.upload_note or outcome}", file=sys.stderr)
+    return False
+
+
+def _bar(run_id: str, done: int, total: int, width: int = 30) -> None:
+    filled = width * min(done, total) // max(total, 1)
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r{run_id} [{bar}] {done}/{total} records", end="", file=sys.stderr, flush=True)
+
+
+def status(settings: Settings | None = None) -> int:
+    settings = settings or load()
+    path = settings.daemon_path
+    alive = path.is_dir() and _locked_by_daemon(path)
+    pid = (path / PID_NAME).read_text().strip() if alive and (path / PID_NAME).exists() else "-"
+    target = resolve(settings)
+    print(f"daemon: {'running (pid ' + pid + ')' if alive else 'not running'} in {path}")
+    print(f"server: {target.base_url or '(none; runs are stored offline)'}")
+    for entry in sorted((path / "uploads").glob("*.json")):
+        info = json.loads(entry.read_text())
+        run_dir = Path(info["run_dir"])
+        progress = (
+            json.loads((run_dir / PROGRESS_NAME).read_text())
+            if (run_dir / PROGRESS_NAME).exists()
+            else {}
+        )
+        state = f"failed: {progress['error']}" if progress.get("error") else "uploading"
+        print(f"run {info['run_id']}: {state}; server has seq {progress.get('seq', 0)} ({run_dir})")
+    return 0
