@@ -13,10 +13,6 @@ Example::
 ``summary``, ``define_metric``, ``finish``, ``login``.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 from . import errors
 from ._config import Config
 from ._init import define_metric, finish, init, log
@@ -27,8 +23,8 @@ __version__ = "0.1.0"
 
 # Follow the current run; init() rebinds them (as wandb does), None before the first init().
 run: Run | None = None
-config: Any = None
-summary: Any = None
+config: Config | None = None
+summary: Summary | None = None
 
 __all__ = [
     "Config",

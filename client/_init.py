@@ -237,8 +237,13 @@ def log(data: dict[str, Any], step: int | None = None, commit: bool | None = Non
     run.log(data, step, commit)  # type: ignore[union-attr]
 
 
-def define_metric(name: str, step_metric: str | None = None, summary: str | None = None,
-                  goal: str | None = None, hidden: bool = False) -> None:
+def define_metric(
+    name: str,
+    step_metric: str | None = None,
+    summary: str | None = None,
+    goal: str | None = None,
+    hidden: bool = False,
+) -> None:
     """Define a metric of the current run; see :meth:`Run.define_metric`."""
     _require_run("define_metric").define_metric(name, step_metric, summary, goal, hidden)
 

@@ -84,7 +84,9 @@ class Summary:
 
     def update(self, data: dict[str, Any]) -> None:
         """Set summary values explicitly; ``None`` removes an explicit value."""
-        clean = {str(k): (None if v is None else plain(log_value(str(k), v))) for k, v in data.items()}
+        clean = {
+            str(k): (None if v is None else plain(log_value(str(k), v))) for k, v in data.items()
+        }
         self._run._send_summary(clean)
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,7 +141,7 @@ class Run:
         self._pack = p.new_packer().pack
         self._send: Any = None  # transport.send once started; bound once, it is the hot path
         # with no metric definitions, folding a row into the summary is one dict update
-        self._observe = self._summary_state.last.update
+        self._observe: Any = self._summary_state.last.update
         self._good_keys: set[str] = set()
         self._exit_code: int | None = None
 
@@ -147,7 +149,14 @@ class Run:
     def _start(self) -> None:
         if self._transport is not None:
             attach = p.Attach(
-                p.ATTACH, self.id, 0, self.dir, self._meta.pid, self._meta.seq, self.mode, self._upload
+                p.ATTACH,
+                self.id,
+                0,
+                self.dir,
+                self._meta.pid,
+                self._meta.seq,
+                self.mode,
+                self._upload,
             )
             self._stream = self._transport.open_stream(attach)
             self._send = self._transport.send
@@ -194,7 +203,9 @@ class Run:
             )
 
     # -- logging ------------------------------------------------------------------------
-    def log(self, data: dict[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    def log(
+        self, data: dict[str, Any], step: int | None = None, commit: bool | None = None
+    ) -> None:
         """Log a dict of metrics for the current (or the given) step.
 
         Example::
@@ -306,7 +317,9 @@ class Run:
             self._summary_state.define(MetricDef(name, step_metric, modes, goal))
             self._observe = self._summary_state.observe
             self._emit_record(
-                p.Metric(p.METRIC, self.id, self._next_seq(), name, step_metric, summary, goal, hidden)
+                p.Metric(
+                    p.METRIC, self.id, self._next_seq(), name, step_metric, summary, goal, hidden
+                )
             )
 
     # -- finishing ----------------------------------------------------------------------
@@ -343,7 +356,10 @@ class Run:
         def progress(elapsed: float, pending: int) -> None:
             if elapsed > 1.0 and not shown[0] and say:
                 shown[0] = True
-                print(f"trackd: waiting for the daemon to store {pending} record(s)...", file=sys.stderr)
+                print(
+                    f"trackd: waiting for the daemon to store {pending} record(s)...",
+                    file=sys.stderr,
+                )
 
         if not self._transport.wait_durable(self._stream, seq, settings.finish_timeout, progress):
             warnings.warn(
@@ -366,7 +382,10 @@ class Run:
             if say and elapsed > 1.0 and elapsed - last[0] >= 1.0:
                 last[0] = elapsed
                 done = max(stream.uploaded, 0)
-                print(f"trackd: uploading run {self.id}: {done}/{seq} records on the server", file=sys.stderr)
+                print(
+                    f"trackd: uploading run {self.id}: {done}/{seq} records on the server",
+                    file=sys.stderr,
+                )
 
         outcome = self._transport.wait_uploaded(self._stream, seq, timeout, progress)
         note = self._stream.upload_note or ""
@@ -388,4 +407,6 @@ class Run:
         self.finish(exit_code=1 if exc_type is not None else None)
 
     def __repr__(self) -> str:
-        return f"<trackd.Run {self.entity or '-'}/{self.project}/{self.id} ({self.name}) {self.state}>"
+        return (
+            f"<trackd.Run {self.entity or '-'}/{self.project}/{self.id} ({self.name}) {self.state}>"
+        )

@@ -66,7 +66,9 @@ class _Spill:
     def take(self, max_bytes: int) -> list[bytes]:
         """Up to ``max_bytes`` of payloads from the front; empties the file when drained."""
         size = os.fstat(self.fd).st_size
-        data = os.pread(self.fd, min(size - self.read_offset, max_bytes + (1 << 16)), self.read_offset)
+        data = os.pread(
+            self.fd, min(size - self.read_offset, max_bytes + (1 << 16)), self.read_offset
+        )
         out: list[bytes] = []
         taken = 0
         for payload, end in iter_frames(data, 0):
@@ -91,8 +93,17 @@ class Stream:
     """One run's records on their way to the daemon."""
 
     __slots__ = (
-        "attach", "run_id", "unacked", "acked", "spill", "error", "batch", "batch_seq",
-        "uploaded", "upload_note", "upload_failed",
+        "attach",
+        "run_id",
+        "unacked",
+        "acked",
+        "spill",
+        "error",
+        "batch",
+        "batch_seq",
+        "uploaded",
+        "upload_note",
+        "upload_failed",
     )
 
     def __init__(self, attach: p.Attach) -> None:

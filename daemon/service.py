@@ -199,9 +199,9 @@ class Daemon:
                 slot.flush_requested = True
                 self._next_sync = 0.0
             self._wait_upload(identity, record.run_id)
-        elif record.kind == p.SYNC:
-            target = p.UploadTarget(*record.upload)  # type: ignore[union-attr]
-            self.uploader.add(record.run_id, Path(record.run_dir), target, live=False)  # type: ignore[union-attr]
+        elif isinstance(record, p.Sync):
+            target = p.UploadTarget(*record.upload)
+            self.uploader.add(record.run_id, Path(record.run_dir), target, live=False)
             self._wait_upload(identity, record.run_id)
         else:
             self.bad_records += 1
@@ -240,6 +240,7 @@ class Daemon:
                 self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 self._waiters.pop(run_id, None)
+
     def _reject(self, identity: bytes, run_id: Any, why: str) -> None:
         self.bad_records += 1
         log.warning("run %r: %s", run_id, why)
@@ -291,7 +292,9 @@ class Daemon:
                 slot.writer.sync()
                 log.warning(
                     "run %s: client pid %d died; %d spilled record(s) recovered, marked crashed",
-                    slot.run_id, slot.pid, recovered,
+                    slot.run_id,
+                    slot.pid,
+                    recovered,
                 )
                 self._close(slot, "crashed")
 

@@ -245,7 +245,7 @@ class Uploader:
         body = ingest_body(job.target, job.run_id, batch.payloads)
         headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
         answer = self._request(job, "/ingest", content=body, headers=headers)
-        return int(answer["durable_seq"])
+        return int(answer["durable_seq"])  # type: ignore[call-overload]
 
     def _request(self, job: UploadJob, path: str, **kwargs: object) -> dict[str, object]:
         try:
@@ -253,9 +253,7 @@ class Uploader:
         except httpx.HTTPError as exc:
             raise RetryableError(f"server unreachable ({type(exc).__name__}: {exc})") from exc
         if response.status_code in RETRYABLE_STATUS:
-            raise RetryableError(
-                f"server answered {response.status_code}", _retry_after(response)
-            )
+            raise RetryableError(f"server answered {response.status_code}", _retry_after(response))
         if response.status_code >= 400:
             raise FatalError(_server_message(response), response.status_code)
         try:

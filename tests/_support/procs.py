@@ -14,7 +14,9 @@ from typing import Any
 import trackd
 
 
-def run_script(code: str, tmp_path: Path, timeout: float = 60, **popen: Any) -> subprocess.CompletedProcess[str]:
+def run_script(
+    code: str, tmp_path: Path, timeout: float = 60, **popen: Any
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` as a training script in a fresh interpreter with the test's environment."""
     script = tmp_path / f"script_{time.monotonic_ns()}.py"
     script.write_text(textwrap.dedent(code))

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 import trackd
-from tests._support.procs import only_run_dir, run_script
 from trackd.errors import ConfigError
+
+from tests._support.procs import only_run_dir, run_script
 
 
 def test_sources_and_access(tmp_path: Path) -> None:
@@ -51,7 +51,9 @@ def test_absl_flags() -> None:
 
 def test_change_refused_unless_allowed() -> None:
     run = trackd.init(project="p", config={"lr": 0.1})
-    with pytest.raises(ConfigError, match=r"key 'lr' already has value 0.1; refusing to change it to 0.2"):
+    with pytest.raises(
+        ConfigError, match=r"key 'lr' already has value 0.1; refusing to change it to 0.2"
+    ):
         run.config.update({"lr": 0.2})
     with pytest.raises(ConfigError):
         run.config.lr = 0.3

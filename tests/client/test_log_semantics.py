@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 import pytest
-
 import trackd
 from trackd.errors import UsageError
 

@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-import zmq
-
 import trackd
+import zmq
+from trackd import _protocol as p
+from trackd.errors import UsageError
+
 from tests._support.procs import (
     daemon_dir,
     daemon_pid,
@@ -24,8 +26,6 @@ from tests._support.procs import (
     start_script,
     wait_for,
 )
-from trackd import _protocol as p
-from trackd.errors import UsageError
 
 
 def test_100k_records_read_back_exactly() -> None:
@@ -203,8 +203,14 @@ def test_bad_messages_never_kill_the_daemon() -> None:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(f"ipc://{daemon_dir() / 'daemon.sock'}")
-    for junk in [b"", b"\xc1", b"\x93\x01\x02", p.encode(p.Flush(p.FLUSH, "nope", 1)),
-                 b"\x96\x02\xa1x\x05\x00\x00\xc0", bytes(range(256))]:
+    for junk in [
+        b"",
+        b"\xc1",
+        b"\x93\x01\x02",
+        p.encode(p.Flush(p.FLUSH, "nope", 1)),
+        b"\x96\x02\xa1x\x05\x00\x00\xc0",
+        bytes(range(256)),
+    ]:
         sock.send(junk)
     sock.send_multipart([b"a", b"b", b"c"])
     sock.close()
@@ -237,7 +243,9 @@ def test_uncaught_exception_marks_failed_and_atexit_finishes(tmp_path: Path) -> 
     assert trackd.read_run(only_run_dir()).state == "finished"
 
 
-def test_daemon_shared_private_and_exits_when_idle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_daemon_shared_private_and_exits_when_idle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TRACKD_DAEMON_IDLE_TIMEOUT", "1")
     monkeypatch.setenv("TRACKD_LIVENESS_INTERVAL", "0.2")
     run = trackd.init(project="p")

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import msgpack
 import pytest
-
 import trackd
+from trackd.errors import AuthError, UsageError
+
 from tests._support.procs import run_script
 from tests._support.server import ServerProcess, running_server
-from trackd.errors import AuthError, UsageError
 
 
 @pytest.fixture
@@ -86,7 +86,9 @@ def test_init_refuses_entity_of_another_user(
         trackd.init(project="p")
 
 
-def test_team_member_writes_team_project(monkeypatch: pytest.MonkeyPatch, server: ServerProcess) -> None:
+def test_team_member_writes_team_project(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess
+) -> None:
     key = _new_user(server, "bob")
     with server.client() as client:
         client.post("/admin/teams", json={"name": "vision"}).raise_for_status()
@@ -99,14 +101,22 @@ def test_team_member_writes_team_project(monkeypatch: pytest.MonkeyPatch, server
     assert isinstance(remote, dict) and remote["state"] == "finished"
 
 
-def test_no_key_and_no_tty(monkeypatch: pytest.MonkeyPatch, server: ServerProcess, tmp_path: Path) -> None:
+def test_no_key_and_no_tty(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TRACKD_BASE_URL", server.url)
-    result = run_script("import trackd\ntrackd.init(project='p')\n", tmp_path, stdin=subprocess.DEVNULL)
+    result = run_script(
+        "import trackd\ntrackd.init(project='p')\n", tmp_path, stdin=subprocess.DEVNULL
+    )
     assert result.returncode == 1
-    assert "UsageError: api_key not configured (no-tty). call trackd.login(key=...)" in result.stderr
+    assert (
+        "UsageError: api_key not configured (no-tty). call trackd.login(key=...)" in result.stderr
+    )
 
 
-def test_resume_continues_steps_and_history(monkeypatch: pytest.MonkeyPatch, server: ServerProcess) -> None:
+def test_resume_continues_steps_and_history(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess
+) -> None:
     _online(monkeypatch, server)
     run = trackd.init(project="p", id="resumeme", config={"lr": 0.1})
     for i in range(10):
@@ -123,7 +133,9 @@ def test_resume_continues_steps_and_history(monkeypatch: pytest.MonkeyPatch, ser
     run2.finish()
     rows = _get(server, "/runs/admin/p/resumeme/history")
     assert isinstance(rows, list)
-    assert [r["i"] for r in rows] == list(range(15)) and [r["_step"] for r in rows] == list(range(15))
+    assert [r["i"] for r in rows] == list(range(15)) and [r["_step"] for r in rows] == list(
+        range(15)
+    )
 
 
 def test_sync_uploads_offline_runs_idempotently(
@@ -145,6 +157,9 @@ def test_sync_uploads_offline_runs_idempotently(
     assert isinstance(remote, dict) and remote["state"] == "finished"
     result = subprocess.run(
         [sys.executable, "-m", "trackd", "sync", run.dir],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0 and f"{run.id} [" in result.stderr
