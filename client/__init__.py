@@ -14,8 +14,10 @@ Example::
 """
 
 from . import errors
+from ._api import Api
 from ._config import Config
 from ._init import define_metric, finish, init, log
+from ._login import login
 from ._reader import RunData, read_run
 from ._run import Run, Summary
 
@@ -27,6 +29,7 @@ config: Config | None = None
 summary: Summary | None = None
 
 __all__ = [
+    "Api",
     "Config",
     "Run",
     "RunData",
@@ -38,6 +41,7 @@ __all__ = [
     "finish",
     "init",
     "log",
+    "login",
     "read_run",
     "run",
     "summary",

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import __version__
+from . import __version__, _cli_setup
 
 
 def _server(args: list[str]) -> int:
@@ -35,9 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trackd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("server", help="run the tracking server (see `trackd server --help`)")
+    _cli_setup.add_parsers(sub)
     sub.add_parser("status", help="show the daemon, the server and uploads still pending")
     sync_cmd = sub.add_parser("sync", help="upload offline runs and leftovers to the server")
     sync_cmd.add_argument("run_dirs", nargs="*", help="run directories (default: all not uploaded)")
     args = parser.parse_args(argv)
-    commands = {"status": _status, "sync": _sync}
+    commands = {
+        "status": _status,
+        "sync": _sync,
+        "login": _cli_setup.login_command,
+        "init": _cli_setup.init_command,
+    }
     return commands[args.command](args)
