@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,26 +123,12 @@ def _new_run(
     mode, target = _target(settings)
     project = target.project or "uncategorized"
     root_dir = Path(root or settings.dir).expanduser().resolve()
-    start_seq, start_step, resumed, upload = 1, 0, False, None
-    prior_config: dict[str, Any] = {}
-    run_dir = None
-    if mode == "online":
-        online = start_online(target, project, run_id, resume, settings.http_timeout)
-        upload, resumed = online.upload, online.resumed
-        start_seq, start_step, prior_config = online.start_seq, online.start_step, online.config
-    elif mode == "offline":
-        previous = _find_local_run(root_dir, run_id)
-        resumed = check_resume(resume, run_id, previous is not None, where=f"in {root_dir}")
-        if resumed and previous is not None:
-            data = read_run(previous)
-            start_seq, start_step, prior_config = data.last_seq + 1, data.last_step + 1, data.config
-            run_dir = previous
-    if run_dir is None:
-        run_dir = _make_run_dir(root_dir, run_id, mode)
+    start = _start_point(settings, mode, target, project, run_id, resume, root_dir)
+    upload = start.upload
     meta = p.RunStart(
         kind=p.RUN_START,
         run_id=run_id,
-        seq=start_seq,
+        seq=start.seq,
         entity=upload.entity if upload else target.entity,
         project=upload.project if upload else project,
         name=name or new_run_name(),
@@ -149,23 +136,65 @@ def _new_run(
         job_type=job_type,
         tags=[str(t) for t in (tags or ())],
         notes=notes,
-        config=plain({**prior_config, **_initial_config(config)}),
+        config=plain({**start.config, **_initial_config(config)}),
         start_time=time.time(),
         host=socket.gethostname(),
         pid=os.getpid(),
         program=_program(),
         git_commit=_git_commit(),
         mode=mode,
-        resumed=resumed,
-        start_step=start_step,
+        resumed=start.resumed,
+        start_step=start.step,
     )
     transport = None if mode == "disabled" else _get_transport(settings)
-    run = Run(meta, str(run_dir), transport, upload)
+    run = Run(meta, str(start.run_dir), transport, upload)
     run._start()
     if not settings.silent and mode != "disabled":
-        where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else run_dir
+        where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else start.run_dir
         print(f"trackd: run {meta.name} ({run_id}) logging to {where}", file=sys.stderr)
     return run
+
+
+@dataclass(frozen=True, slots=True)
+class _StartPoint:
+    """Where a run's records begin: fresh (seq 1, step 0) or after a resumed run's last."""
+
+    run_dir: Path
+    seq: int = 1
+    step: int = 0
+    resumed: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    upload: p.UploadTarget | None = None
+
+
+def _start_point(
+    settings: Settings,
+    mode: str,
+    target: ServerTarget,
+    project: str,
+    run_id: str,
+    resume: bool | str | None,
+    root_dir: Path,
+) -> _StartPoint:
+    if mode == "disabled":
+        return _StartPoint(root_dir / f"disabled-run-{run_id}")  # never created
+    if mode == "online":
+        online = start_online(target, project, run_id, resume, settings.http_timeout)
+        return _StartPoint(
+            _make_run_dir(root_dir, run_id, mode),
+            online.start_seq,
+            online.start_step,
+            online.resumed,
+            online.config,
+            online.upload,
+        )
+    if mode == "offline":
+        previous = _find_local_run(root_dir, run_id)
+        if check_resume(resume, run_id, previous is not None, where=f"in {root_dir}"):
+            assert previous is not None
+            data = read_run(previous)
+            return _StartPoint(previous, data.last_seq + 1, data.last_step + 1, True, data.config)
+    return _StartPoint(_make_run_dir(root_dir, run_id, mode))
 
 
 def _find_local_run(root: Path, run_id: str) -> Path | None:
