@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -273,3 +274,22 @@ def test_sigterm_drains_and_flushes() -> None:
     wait_for(lambda: not pid_alive(pid), what="daemon to stop")
     run.finish()  # a new daemon takes over; nothing is lost or doubled
     assert [r["i"] for r in trackd.read_run(run.dir).history] == list(range(1000))
+
+
+def test_finish_says_what_it_waits_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TRACKD_SILENT")
+    run = trackd.init(project="p")
+    for i in range(1000):
+        run.log({"i": i})
+    pid = daemon_pid()
+    os.kill(pid, signal.SIGSTOP)
+    timer = threading.Timer(1.8, os.kill, (pid, signal.SIGCONT))
+    timer.start()
+    try:
+        run.finish()
+    finally:
+        timer.join()
+    assert "trackd: waiting for the daemon to store" in capsys.readouterr().err
+    assert len(trackd.read_run(run.dir).history) == 1000
