@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MAX_KEY_LEN = 512
-MAX_STR_LEN = 1 << 20
+MAX_VALUE_BYTES = 1 << 20  # the server's limit for one value
 INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
@@ -74,10 +74,10 @@ def log_value(key: str, v: Any) -> Any:
             )
         return v
     if t is str:
-        if len(v) > MAX_STR_LEN:
+        if len(v) * 4 > MAX_VALUE_BYTES and len(v.encode()) > MAX_VALUE_BYTES:
             raise ValueError(
-                f"log(): value for key {key!r} is a str of {len(v)} characters; "
-                f"at most {MAX_STR_LEN} are allowed, log a shorter text"
+                f"log(): value for key {key!r} is a str of {len(v.encode())} bytes; "
+                f"at most {MAX_VALUE_BYTES} (1 MiB) are allowed, log a shorter text"
             )
         return v
     module = t.__module__

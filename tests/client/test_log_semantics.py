@@ -110,6 +110,7 @@ def test_torch_scalar_tensor() -> None:
         ([("a", 1)], r"data is a list of tuple; pass a dict"),
         ({"huge": 2**70}, r"key 'huge' is an int that does not fit in 64 bits"),
         ({"k" * 600: 1}, r"keys may have at most 512"),
+        ({"text": "é" * (1 << 19) + "x"}, r"key 'text' is a str of 1048577 bytes; at most"),
     ],
 )
 def test_bad_values_raise_at_call_site(data: object, pattern: str) -> None:
