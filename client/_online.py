@@ -8,13 +8,14 @@ an upload that fails later), and resuming needs the server's last seq and step.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from . import _protocol as p
 from ._credentials import ServerTarget
 from ._http import ServerClient
-from .errors import UsageError
+from .errors import CommError, UsageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +49,23 @@ def start_online(
 ) -> OnlineStart:
     assert target.base_url is not None
     key = require_key(target)
-    with ServerClient(target.base_url, key, timeout=timeout) as client:
-        answer = client.post(
-            "/init", {"entity": target.entity, "project": project, "run_id": run_id}
+    try:
+        with ServerClient(target.base_url, key, timeout=timeout) as client:
+            answer = client.post(
+                "/init", {"entity": target.entity, "project": project, "run_id": run_id}
+            )
+    except CommError as exc:
+        refused = exc.status is not None and exc.status < 500 and exc.status != 429
+        if refused or resume not in (None, False, "never"):
+            raise  # the server said no, or resuming needs its answer
+        warnings.warn(
+            f"init(): {exc}; logging goes on locally and the daemon uploads run {run_id!r} "
+            "once the server is back",
+            UserWarning,
+            stacklevel=4,
         )
+        upload = p.UploadTarget(target.base_url, key, target.entity, project)
+        return OnlineStart(upload, False, 1, 0, {}, {})
     run = answer.get("run")
     upload = p.UploadTarget(target.base_url, key, answer["entity"], answer["project"])
     resumed = check_resume(resume, run_id, run is not None, where="on the server")

@@ -15,7 +15,7 @@ import pytest
 import trackd
 from trackd.errors import AuthError, UsageError
 
-from tests._support.procs import run_script
+from tests._support.procs import run_script, wait_for
 from tests._support.server import ServerProcess, running_server
 
 
@@ -163,3 +163,27 @@ def test_sync_uploads_offline_runs_idempotently(
         timeout=120,
     )
     assert result.returncode == 0 and f"{run.id} [" in result.stderr
+
+
+def test_server_down_at_init_logs_locally_and_uploads_later(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess
+) -> None:
+    _online(monkeypatch, server)
+    server.stop()
+    with pytest.warns(UserWarning, match="the daemon uploads run"):
+        run = trackd.init(project="late")
+    for i in range(2_000):
+        run.log({"i": i})
+    run.finish()  # says the server has not confirmed yet, and returns
+    server.start()
+
+    def landed() -> bool:
+        try:
+            rows = _get(server, f"/runs/admin/late/{run.id}/history")
+        except httpx.HTTPStatusError:
+            return False
+        return isinstance(rows, list) and len(rows) == 2_000
+
+    wait_for(landed, timeout=60, what="the daemon to upload after the server came back")
+    rows = _get(server, f"/runs/admin/late/{run.id}/history")
+    assert isinstance(rows, list) and [r["i"] for r in rows] == list(range(2_000))
