@@ -37,6 +37,7 @@ from .checkpoint import Progress
 log = logging.getLogger("trackd.daemon")
 RETRY_BASE = 0.25
 RETRY_MAX = 8.0
+TORN_WAIT = 0.05  # seconds before looking again at a frame that is still being written
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -178,8 +179,14 @@ class Uploader:
         pending = job.pending_bytes()
         wait_until = job.last_upload + self.settings.batch_seconds
         if pending and (job.flush or pending >= self.settings.batch_bytes or now >= wait_until):
-            self._upload_some(job)
-            return time.monotonic() if job.pending_bytes() and not job.note else job.next_attempt
+            if self._upload_some(job):
+                more = job.pending_bytes() and not job.note
+                return time.monotonic() if more else job.next_attempt
+            if job.live:
+                return now + TORN_WAIT  # a frame is being written; look again soon, never spin
+            # no writer will complete what follows the last whole frame (a crash tore it)
+            log.warning("run %s: %d byte(s) of torn tail not uploaded", job.run_id, pending)
+            pending = 0
         if pending:
             return wait_until
         if job.live:
@@ -189,26 +196,28 @@ class Uploader:
         self._finish(job)
         return now + 3600
 
-    def _upload_some(self, job: UploadJob) -> None:
+    def _upload_some(self, job: UploadJob) -> bool:
+        """Post the next batch; False if the log holds no whole frame past the checkpoint."""
         batch = self._read_batch(job)
         if batch is None:
-            return
+            return False
         try:
             durable = self._post_batch(job, batch)
         except RetryableError as exc:
             self._retry_later(job, str(exc), exc.retry_after)
-            return
+            return True
         except FatalError as exc:
             if exc.status == 413 and len(batch.payloads) > 1:
                 job.max_records = max(1, len(batch.payloads) // 2)
-                return
+                return True
             self._fail(job, str(exc))
-            return
+            return True
         job.failures, job.note, job.flush = 0, None, job.flush and durable < batch.last_seq
         job.last_upload = job.last_heartbeat = time.monotonic()
         if durable >= batch.last_seq:
             job.progress = Progress(batch.end_offset, durable)
             checkpoint.save_progress(job.run_dir, job.progress)
+        return True
 
     def _read_batch(self, job: UploadJob) -> Batch | None:
         start = max(job.progress.offset, HEADER.size)

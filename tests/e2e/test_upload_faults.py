@@ -11,20 +11,37 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import trackd
 from trackd.errors import RunLogError
 
 from tests._support.faultproxy import FaultProxy, ProxyStats
-from tests._support.procs import daemon_dir, daemon_pid, pid_alive, wait_for
+from tests._support.procs import daemon_dir, daemon_pid, pid_alive, start_script, wait_for
 from tests.e2e.conftest import Remote
 
 PROJECT = "faults"
+
+
+class RunRef(Protocol):
+    """A run as these tests need it: a ``trackd.Run``, or one logged by another process."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def dir(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Logged:
+    id: str
+    dir: str
 
 
 def row(i: int) -> dict[str, Any]:
@@ -47,12 +64,12 @@ def log_steadily(run: trackd.Run, start: int, seconds: float, rate: float = 200.
     return i
 
 
-def server_seq(remote: Remote, run: trackd.Run) -> int:
+def server_seq(remote: Remote, run: RunRef) -> int:
     doc = remote.run(PROJECT, run.id)
     return -1 if doc is None else int(doc["last_seq"])
 
 
-def local_seq(run: trackd.Run) -> int:
+def local_seq(run: RunRef) -> int:
     """The last seq the daemon has written to the run log (0 before it creates the log)."""
     try:
         return trackd.read_run(run.dir).last_seq
@@ -60,7 +77,7 @@ def local_seq(run: trackd.Run) -> int:
         return 0
 
 
-def wait_caught_up(remote: Remote, run: trackd.Run, timeout: float = 20.0) -> int:
+def wait_caught_up(remote: Remote, run: RunRef, timeout: float = 20.0) -> int:
     """Wait until the server holds every record the daemon has stored so far."""
     local = wait_for(lambda: local_seq(run), what="a stored record")
     wait_for(lambda: server_seq(remote, run) >= local, timeout, f"the server to reach seq {local}")
@@ -68,7 +85,7 @@ def wait_caught_up(remote: Remote, run: trackd.Run, timeout: float = 20.0) -> in
 
 
 def assert_exactly_once(
-    remote: Remote, run: trackd.Run, n: int, state: str = "finished", timeout: float = 30.0
+    remote: Remote, run: RunRef, n: int, state: str = "finished", timeout: float = 30.0
 ) -> dict[str, Any]:
     """The server holds all ``n`` rows of ``run`` once each, and the run is in ``state``."""
 
@@ -300,3 +317,58 @@ def test_finish_while_unreachable_returns_and_uploads_later(
     assert server_seq(remote, run) < local_seq(run)
     proxy.passthrough()
     assert_exactly_once(remote, run, i, timeout=30)
+
+
+CRASHING_SCRIPT = """
+import sys, time, trackd
+run = trackd.init(project="faults")
+print(run.id, run.dir, flush=True)
+sys.stdin.readline()
+for i in range(%d):
+    run.log({"i": i, "loss": 1.0 / (i + 1), "x": i * 0.1})
+print("logged", flush=True)
+time.sleep(600)
+"""
+
+
+def test_crash_leaves_torn_tail_next_daemon_uploads_the_rest(
+    proxy: FaultProxy, remote: Remote, tmp_path: Path
+) -> None:
+    n = 1_000
+    proc = start_script(CRASHING_SCRIPT % n, tmp_path, stdin=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        run_id, run_dir = proc.stdout.readline().split()
+        crashed = Logged(run_id, run_dir)
+        proxy.down()  # what the script logs now stays pending in the daemon
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "logged"
+        wait_for(lambda: local_seq(crashed) > n, 10, "the daemon to store every record")
+        old = daemon_pid()
+        proc.kill()  # the machine ran out of memory: training and daemon die together,
+        os.kill(old, signal.SIGKILL)  # the daemon in the middle of writing a frame
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+    with open(Path(run_dir) / "run.trackd", "ab") as log:
+        log.write(b"\x40\x00\x00\x00\x01\x02\x03\x04half a frame")
+    proxy.passthrough()
+    # the next training run starts a daemon, which takes over the crashed run's upload
+    run = trackd.init(project=PROJECT)
+    log_rows(run, 0, 10)
+    run.finish()
+    wait_for(lambda: f"run {run_id}: upload complete" in daemon_log(), 30, "the upload to end")
+    assert_exactly_once(remote, crashed, n, state="running")
+    assert_exactly_once(remote, run, 10)
+    assert not (daemon_dir() / "uploads" / f"{run_id}.json").exists()
+    pid = daemon_pid()
+    busy = _cpu_seconds(pid)
+    time.sleep(1.0)
+    assert _cpu_seconds(pid) - busy < 0.5, "the daemon spins on the torn tail"
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
