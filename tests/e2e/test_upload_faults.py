@@ -372,3 +372,34 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Transport.wait_uploaded never re-sends its Flush, so a daemon started while "
+    "finish() waits for the upload never reports progress: finish() waits out "
+    "TRACKD_FINISH_TIMEOUT though the server has everything",
+)
+def test_daemon_dies_while_finish_waits_for_the_upload(
+    proxy: FaultProxy, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKD_FINISH_TIMEOUT", "15")
+    run = trackd.init(project=PROJECT)
+    i = log_rows(run, 0, 300)
+    wait_caught_up(remote, run)
+    proxy.delay(3, count=1)
+    i = log_rows(run, i, 300)
+    old = daemon_pid()
+
+    def kill_mid_upload() -> None:
+        proxy.wait_until(lambda s: s.delayed == 1, timeout=10)
+        os.kill(old, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_mid_upload)
+    killer.start()
+    start = time.monotonic()
+    run.finish()
+    took = time.monotonic() - start
+    killer.join()
+    assert_exactly_once(remote, run, i)
+    assert took < 10, f"finish() took {took:.1f} s"
