@@ -388,17 +388,18 @@ class Run:
                 )
 
         outcome = self._transport.wait_uploaded(self._stream, seq, timeout, progress)
-        note = self._stream.upload_note or ""
-        if outcome == "failed":
-            warnings.warn(f"finish(): run {self.id!r}: {note}", UserWarning, stacklevel=4)
-        elif outcome != "done" and say:
-            print(
-                f"trackd: the server at {url} has not confirmed run {self.id} yet ({note or outcome}); "
-                "the daemon keeps uploading in the background (see `trackd status`)",
-                file=sys.stderr,
-            )
-        elif say:
-            print(f"trackd: run {self.name} ({self.id}) is on {url}", file=sys.stderr)
+        note = self._stream.upload_note or outcome
+        if outcome == "done":
+            if say:
+                print(f"trackd: run {self.name} ({self.id}) is on {url}", file=sys.stderr)
+            return
+        message = (
+            f"finish(): run {self.id!r}: {note}"
+            if outcome == "failed"
+            else f"finish(): the server at {url} has not confirmed run {self.id!r} yet ({note}); "
+            "the daemon keeps uploading in the background (see `trackd status`)"
+        )
+        warnings.warn(message, UserWarning, stacklevel=4)
 
     def __enter__(self) -> Run:
         return self

@@ -350,10 +350,15 @@ class Transport:
         """
         start = time.monotonic()
         retrying_since: float | None = None
+        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
+        last_flush = 0.0
         while True:
-            with self._lock:
-                self.service()
             now = time.monotonic()
+            with self._lock:
+                if now - last_flush > 0.5:
+                    self._sock.send(flush)  # again and again: a respawned daemon never saw it
+                    last_flush = now
+                self.service()
             if stream.uploaded >= seq:
                 return "done"
             if stream.upload_failed:

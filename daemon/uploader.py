@@ -212,11 +212,12 @@ class Uploader:
                 return True
             self._fail(job, str(exc))
             return True
-        job.failures, job.note, job.flush = 0, None, job.flush and durable < batch.last_seq
+        job.failures, job.note = 0, None
         job.last_upload = job.last_heartbeat = time.monotonic()
         if durable >= batch.last_seq:
             job.progress = Progress(batch.end_offset, durable)
             checkpoint.save_progress(job.run_dir, job.progress)
+        job.flush = job.flush and job.pending_bytes() > 0  # a waiting finish() gets it all now
         return True
 
     def _read_batch(self, job: UploadJob) -> Batch | None:

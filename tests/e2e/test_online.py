@@ -174,7 +174,8 @@ def test_server_down_at_init_logs_locally_and_uploads_later(
         run = trackd.init(project="late")
     for i in range(2_000):
         run.log({"i": i})
-    run.finish()  # says the server has not confirmed yet, and returns
+    with pytest.warns(UserWarning, match="has not confirmed"):
+        run.finish()  # says the server has not confirmed yet, and returns
     server.start()
 
     def landed() -> bool:
