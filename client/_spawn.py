@@ -74,7 +74,7 @@ class DaemonHandle:
             pass
 
 
-def _locked_by_daemon(path: Path) -> bool:
+def daemon_running(path: Path) -> bool:
     fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,7 +102,7 @@ def ensure_daemon(path: Path, wait_ready: bool = True) -> DaemonHandle:
     fd = os.open(path / SPAWN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if _locked_by_daemon(path):
+        if daemon_running(path):
             pid = _wait_pid(path, None, READY_TIMEOUT)
             return DaemonHandle(path, pid, None)
         popen = _spawn(path)

@@ -13,7 +13,7 @@ from ._http import ServerClient
 from ._online import require_key
 from ._reader import RunData, read_run
 from ._settings import Settings, load
-from ._spawn import PID_NAME, _locked_by_daemon
+from ._spawn import PID_NAME, daemon_running
 from ._transport import Stream, Transport
 from .errors import UsageError
 
@@ -102,7 +102,7 @@ def _bar(run_id: str, done: int, total: int, width: int = 30) -> None:
 def status(settings: Settings | None = None) -> int:
     settings = settings or load()
     path = settings.daemon_path
-    alive = path.is_dir() and _locked_by_daemon(path)
+    alive = path.is_dir() and daemon_running(path)
     pid = (path / PID_NAME).read_text().strip() if alive and (path / PID_NAME).exists() else "-"
     target = resolve(settings)
     print(f"daemon: {'running (pid ' + pid + ')' if alive else 'not running'} in {path}")

@@ -36,7 +36,7 @@ import zmq
 from . import _protocol as p
 from ._runlog import frame, iter_frames
 from ._spawn import DaemonHandle, endpoint, ensure_daemon
-from .errors import CommError, UsageError
+from .errors import UsageError
 
 SERVICE_INTERVAL = 0.2
 BATCH_RECORDS = 64
@@ -114,7 +114,6 @@ class Stream:
         self.batch_seq = 0  # seq of the batch's last record
         self.acked = attach.first_seq - 1
         self.spill: _Spill | None = None
-        self.error: str | None = None
         self.uploaded = -1  # the server's durable seq, as the daemon last reported it
         self.upload_note: str | None = None
         self.upload_failed = False
@@ -272,8 +271,6 @@ class Transport:
         stream = self._streams.get(ack.run_id)
         if stream is None:
             return
-        if ack.error:
-            stream.error = ack.error
         if ack.uploaded >= 0 or ack.upload_note:
             stream.uploaded = max(stream.uploaded, ack.uploaded)
             stream.upload_note, stream.upload_failed = ack.upload_note, ack.upload_failed
@@ -408,12 +405,3 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def describe_pending(stream: Stream) -> str:
-    return f"{stream.pending} record(s) of run {stream.run_id!r} not yet confirmed"
-
-
-def check_ok(stream: Stream) -> None:
-    if stream.error:
-        raise CommError(f"the daemon refused run {stream.run_id!r}: {stream.error}")
