@@ -353,11 +353,11 @@ class Run:
         say = not (quiet or settings.silent)
         shown = [False]
 
-        def progress(elapsed: float, pending: int) -> None:
+        def progress(elapsed: float, stream: Stream) -> None:
             if elapsed > 1.0 and not shown[0] and say:
                 shown[0] = True
                 print(
-                    f"trackd: waiting for the daemon to store {pending} record(s)...",
+                    f"trackd: waiting for the daemon to store {stream.pending} record(s)...",
                     file=sys.stderr,
                 )
 

@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -316,28 +317,11 @@ class Transport:
     # -- waiting (finish, flush) -------------------------------------------------------
     def wait_durable(self, stream: Stream, seq: int, timeout: float, on_wait: Any = None) -> bool:
         """Block until the daemon acks ``seq`` (and spill is drained), or ``timeout``."""
-        start = time.monotonic()
-        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
-        with self._lock:
-            self.flush_batches()
-            self._sock.send(flush)
-        last_flush = start
-        while True:
-            with self._lock:
-                self.service()
-                done = stream.acked >= seq and stream.pending == 0
-                now = time.monotonic()
-                if not done and now - last_flush > 0.5:
-                    self._sock.send(flush)  # a respawned daemon never saw the first one
-                    last_flush = now
-            if done:
-                return True
-            elapsed = now - start
-            if elapsed >= timeout:
-                return False
-            if on_wait is not None:
-                on_wait(elapsed, stream.pending)
-            self._sock.poll(50, zmq.POLLIN)
+
+        def verdict(_now: float) -> str | None:
+            return "done" if stream.acked >= seq and stream.pending == 0 else None
+
+        return self._wait(stream, seq, timeout, verdict, on_wait) == "done"
 
     def wait_uploaded(self, stream: Stream, seq: int, timeout: float, on_wait: Any) -> str:
         """Block until the server holds ``seq``: 'done', 'failed', 'unreachable' or 'timeout'.
@@ -345,30 +329,52 @@ class Transport:
         'unreachable' comes once the daemon has been retrying for ``UNREACHABLE_AFTER``
         seconds: the caller returns and the daemon goes on trying in the background.
         """
-        start = time.monotonic()
         retrying_since: float | None = None
-        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
-        last_flush = 0.0
-        while True:
-            now = time.monotonic()
-            with self._lock:
-                if now - last_flush > 0.5:
-                    self._sock.send(flush)  # again and again: a respawned daemon never saw it
-                    last_flush = now
-                self.service()
+
+        def verdict(now: float) -> str | None:
+            nonlocal retrying_since
             if stream.uploaded >= seq:
                 return "done"
             if stream.upload_failed:
                 return "failed"
-            if stream.upload_note:
-                retrying_since = retrying_since or now
-                if now - retrying_since > UNREACHABLE_AFTER:
-                    return "unreachable"
-            else:
+            if not stream.upload_note:
                 retrying_since = None
-            if now - start > timeout:
+                return None
+            retrying_since = retrying_since or now
+            return "unreachable" if now - retrying_since > UNREACHABLE_AFTER else None
+
+        return self._wait(stream, seq, timeout, verdict, on_wait)
+
+    def _wait(
+        self,
+        stream: Stream,
+        seq: int,
+        timeout: float,
+        verdict: Callable[[float], str | None],
+        on_wait: Any,
+    ) -> str:
+        """Ask the daemon to flush ``seq`` and read its acks until ``verdict`` names an
+        outcome, or 'timeout'. The Flush goes again every 0.5 s: a respawned daemon never
+        saw the one before."""
+        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
+        start = last_flush = time.monotonic()
+        with self._lock:
+            self.flush_batches()
+            self._sock.send(flush)
+        while True:
+            with self._lock:
+                self.service()
+                now = time.monotonic()
+                outcome = verdict(now)
+                if outcome is None and now - last_flush > 0.5:
+                    self._sock.send(flush)
+                    last_flush = now
+            if outcome is not None:
+                return outcome
+            if now - start >= timeout:
                 return "timeout"
-            on_wait(now - start, stream)
+            if on_wait is not None:
+                on_wait(now - start, stream)
             self._sock.poll(50, zmq.POLLIN)
 
     # -- fork ---------------------------------------------------------------------------
