@@ -60,12 +60,7 @@ class DaemonHandle:
     def alive(self) -> bool:
         if self.popen is not None and self.popen.poll() is not None:
             return False
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        return False
+        return _held_by_another(self._lock_fd)
 
     def close(self) -> None:
         try:
@@ -74,15 +69,22 @@ class DaemonHandle:
             pass
 
 
-def daemon_running(path: Path) -> bool:
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+def _held_by_another(fd: int) -> bool:
+    """Whether someone else holds the lock on ``fd``'s file: one probe, released at once."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
-    finally:
-        os.close(fd)  # closing releases a lock we took
+    fcntl.flock(fd, fcntl.LOCK_UN)
     return False
+
+
+def daemon_running(path: Path) -> bool:
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        return _held_by_another(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_pid(path: Path) -> int | None:
