@@ -133,7 +133,6 @@ class Transport:
         self.queue_bytes = queue_bytes
         self.pid = os.getpid()
         self.forked = False
-        self.restarts = 0
         self._lock = threading.RLock()
         self._streams: dict[str, Stream] = {}
         self._unacked_bytes = 0
@@ -303,7 +302,6 @@ class Transport:
 
     def _respawn(self) -> None:
         """The daemon died: start another, re-attach every run, resend what is unacked."""
-        self.restarts += 1
         self._sock.close(linger=0)
         self._daemon.close()
         self._daemon = ensure_daemon(self.daemon_dir, wait_ready=False)

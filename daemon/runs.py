@@ -24,7 +24,6 @@ class RunSlot:
     def __init__(self, attach: p.Attach, identity: bytes) -> None:
         self.run_id = attach.run_id
         self.run_dir = Path(attach.run_dir)
-        self.mode = attach.mode
         self.writer = RunLogWriter(self.run_dir / LOG_NAME)
         if self.writer.truncated:
             log.warning("run %s: cut a torn tail of %d bytes", self.run_id, self.writer.truncated)

@@ -181,7 +181,7 @@ class Daemon:
         if p.is_stored(fields):
             slot = self.runs.get(fields[1])
             if slot is None:
-                self._reject(identity, fields[1], "records arrived before the run was attached")
+                self._reject(fields[1], "records arrived before the run was attached")
                 return
             slot.accept(fields[2], fields[0], payload)
             if slot.writer.buffered_bytes > SYNC_BYTES:
@@ -241,7 +241,7 @@ class Daemon:
             except zmq.ZMQError:
                 self._waiters.pop(run_id, None)
 
-    def _reject(self, identity: bytes, run_id: Any, why: str) -> None:
+    def _reject(self, run_id: Any, why: str) -> None:
         self.bad_records += 1
         log.warning("run %r: %s", run_id, why)
 
