@@ -21,7 +21,7 @@ import time
 
 import httpx
 import msgpack
-from trackd import _protocol as p
+from trackd._wire import records as p
 
 KEYS = [f"metric_{i}" for i in range(10)]
 

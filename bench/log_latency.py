@@ -109,9 +109,9 @@ def bench_trackd(calls: int, tmp: str) -> dict[str, float]:
     stored = len(trackd.read_run(run.dir).history)
     result["records_stored"] = stored
     assert stored == calls, f"stored {stored} of {calls}"
-    from trackd import _init
+    from trackd import _session
 
-    _init.teardown()
+    _session.teardown()
     return result
 
 

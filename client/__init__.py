@@ -16,10 +16,10 @@ Example::
 from . import errors
 from ._api import Api
 from ._config import Config
-from ._init import define_metric, finish, init, log
-from ._login import login
 from ._reader import RunData, read_run
 from ._run import Run, Summary
+from ._session import define_metric, finish, init, log
+from .cli.login import login
 
 __version__ = "0.1.0"
 

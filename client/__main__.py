@@ -1,3 +1,3 @@
-from trackd._cli import main
+from trackd.cli.main import main
 
 raise SystemExit(main())

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
-from ._credentials import DEFAULT_BASE_URL, normalize_url, resolve
 from ._http import ServerClient
-from ._login import Viewer, saved_key
-from ._settings import load
+from ._wire.settings import load
+from .cli.credentials import DEFAULT_BASE_URL, normalize_url, resolve
+from .cli.login import Viewer, saved_key
 from .errors import UsageError
 
 SCAN_PAGE_STEPS = 1000

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import msgpack
 
+from ._wire import error_body
 from .errors import AuthError, CommError, UsageError
 
 MSGPACK = "application/msgpack"
@@ -69,11 +70,12 @@ def decode_body(response: httpx.Response) -> Any:
 
 
 def error_message(response: httpx.Response) -> str:
+    """The message of the server's error body, or the start of whatever it sent."""
     try:
-        body = decode_body(response)
-        return str(body["error"]["message"])
+        message = error_body.error_message(decode_body(response))
     except Exception:  # noqa: BLE001 - any unexpected body: fall back to the text
-        return response.text[:500] or response.reason_phrase
+        message = None
+    return message or response.text[:500] or response.reason_phrase
 
 
 def _error(response: httpx.Response) -> CommError:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import secrets
 import string
 
+from ._wire.limits import RUN_ID_RULE, valid_run_id
+from .errors import UsageError
+
 _ADJECTIVES = (
     "amber",
     "brisk",
@@ -80,12 +83,7 @@ def new_run_name() -> str:
 
 
 def check_run_id(run_id: str) -> str:
-    """Run ids become directory names and URL parts: letters, digits, '-', '_' only."""
-    allowed = set(_ID_ALPHABET + string.ascii_uppercase + "-_")
-    if not run_id or len(run_id) > 64 or not set(run_id) <= allowed:
-        from .errors import UsageError
-
-        raise UsageError(
-            f"init(): id {run_id!r} is not a valid run id; use 1-64 letters, digits, '-' or '_'"
-        )
+    """A run id as the user gave it, or a clear error (the rule is ``RUN_ID_RULE``)."""
+    if not valid_run_id(run_id):
+        raise UsageError(f"init(): id {run_id!r} is not a valid run id; use {RUN_ID_RULE}")
     return run_id

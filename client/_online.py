@@ -12,9 +12,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from . import _protocol as p
-from ._credentials import ServerTarget
 from ._http import ServerClient
+from ._wire import records as p
+from ._wire.settings import load
+from .cli.credentials import ServerTarget, resolve
+from .cli.login import login
 from .errors import CommError, UsageError
 
 
@@ -32,12 +34,7 @@ def require_key(target: ServerTarget) -> str:
     if target.api_key:
         return target.api_key
     if sys.stdin is not None and sys.stdin.isatty():
-        from . import _login
-
-        _login.login(host=target.base_url)
-        from ._credentials import resolve
-        from ._settings import load
-
+        login(host=target.base_url)
         key = resolve(load()).api_key
         if key:
             return key

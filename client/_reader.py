@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _protocol as p
-from ._runlog import LOG_NAME, LogFormatError, scan
-from ._summary import MetricDef, SummaryState, parse_summary_modes
+from ._wire import records as p
+from ._wire.layout import RUN_LOG_NAME
+from ._wire.runlog import LogFormatError, scan
+from ._wire.summary import MetricDef, SummaryState, parse_summary_modes
 from .errors import RunLogError
 
 
@@ -52,7 +53,7 @@ def log_path(path: str | os.PathLike[str]) -> Path:
     """The run log inside a run directory (or ``path`` itself if it is the log)."""
     path = Path(path)
     if path.is_dir():
-        path = path / LOG_NAME
+        path = path / RUN_LOG_NAME
     if not path.exists():
         raise RunLogError(f"no run log at {path}; pass a run directory such as ./trackd/run-...")
     return path

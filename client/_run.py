@@ -20,11 +20,12 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from . import _protocol as p
 from ._config import Config
-from ._summary import GOALS, MetricDef, SummaryState, parse_summary_modes
 from ._transport import Stream, Transport
 from ._values import check_ints, check_log_data, log_value, plain
+from ._wire import records as p
+from ._wire.settings import load
+from ._wire.summary import GOALS, MetricDef, SummaryState, parse_summary_modes
 from .errors import UsageError
 
 _PLAIN = frozenset({float, int, bool})
@@ -138,7 +139,7 @@ class Run:
         self._state = RunState.RUNNING
         self._summary_state = SummaryState()
         self._warned_step = False
-        self._pack = p.new_packer().pack
+        self._encode_history = p.history_encoder()
         self._send: Any = None  # transport.send once started; bound once, it is the hot path
         # with no metric definitions, folding a row into the summary is one dict update
         self._observe: Any = self._summary_state.last.update
@@ -278,8 +279,7 @@ class Run:
         now = _now()
         if self._send is not None:
             try:
-                # the inlined body of p.encode_history() (a test checks they agree)
-                payload = self._pack((p.HISTORY, self.id, seq, self._step, now, row))
+                payload = self._encode_history(self.id, seq, self._step, now, row)
             except (OverflowError, ValueError, TypeError):
                 check_ints(row)
                 raise
@@ -345,7 +345,6 @@ class Run:
                 self._transport.close_stream(self._stream)
 
     def _wait(self, seq: int, quiet: bool | None) -> None:
-        from ._settings import load
 
         if self._transport is None or self._stream is None:
             return

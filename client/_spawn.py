@@ -1,51 +1,32 @@
 """Finding, and if need be starting, this user's trackd daemon.
 
-The daemon lives in a per-user directory (mode 0700, so its socket is reachable by that user
-alone) holding ``daemon.sock`` (the ZeroMQ ipc endpoint), ``daemon.lock`` (held with
-``flock`` for as long as the daemon lives, which makes "is it alive?" one system call that
-a crashed daemon or a zombie cannot fool), ``daemon.pid`` (written once the socket is bound)
-and ``daemon.log``. ``spawn.lock`` serialises processes that would start one at once.
+The daemon directory's files (socket, lock, pid, log, spawn lock) are described in
+:mod:`trackd._wire.layout`. "Is it alive?" is a probe of ``daemon.lock``, which the daemon
+holds with ``flock`` for as long as it lives.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ._wire.layout import (
+    DAEMON_LOG_NAME,
+    LOCK_NAME,
+    PID_NAME,
+    SPAWN_LOCK_NAME,
+    prepare_daemon_dir,
+)
 from .errors import CommError
 
-SOCKET_NAME = "daemon.sock"
-LOCK_NAME = "daemon.lock"
-PID_NAME = "daemon.pid"
-LOG_NAME = "daemon.log"
-SPAWN_LOCK_NAME = "spawn.lock"
 READY_TIMEOUT = 20.0
 # Daemons this process started. Kept for the life of the process: poll() reaps one that
 # exits, and a Popen dropped while its daemon still runs would warn about it.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
-
-
-def prepare_dir(path: Path) -> Path:
-    """Create the daemon directory private to this user, or refuse one that is not."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.stat()
-    if info.st_uid != os.getuid():
-        raise CommError(
-            f"daemon directory {path} belongs to uid {info.st_uid}, not to you; "
-            "set TRACKD_DAEMON_DIR to a directory of your own"
-        )
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, 0o700)
-    return path
-
-
-def endpoint(path: Path) -> str:
-    return f"ipc://{path / SOCKET_NAME}"
 
 
 class DaemonHandle:
@@ -100,7 +81,7 @@ def ensure_daemon(path: Path, wait_ready: bool = True) -> DaemonHandle:
     With ``wait_ready=False`` the caller does not wait for a new daemon to bind its socket:
     ZeroMQ queues messages until it does, so a training thread never waits for a respawn.
     """
-    prepare_dir(path)
+    prepare_daemon_dir(path)
     fd = os.open(path / SPAWN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -120,7 +101,7 @@ def _spawn(path: Path) -> subprocess.Popen[bytes]:
         (path / PID_NAME).unlink()
     except FileNotFoundError:
         pass
-    err = open(path / LOG_NAME, "ab")  # noqa: SIM115 - the child inherits it
+    err = open(path / DAEMON_LOG_NAME, "ab")  # noqa: SIM115 - the child inherits it
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "trackd.daemon", "--dir", str(path)],
@@ -148,13 +129,13 @@ def _wait_pid(path: Path, popen: subprocess.Popen[bytes] | None, timeout: float)
         time.sleep(0.01)
     raise CommError(
         f"the trackd daemon did not start within {timeout:.0f} s; "
-        f"see its log at {path / LOG_NAME}:\n{_log_tail(path)}"
+        f"see its log at {path / DAEMON_LOG_NAME}:\n{_log_tail(path)}"
     )
 
 
 def _log_tail(path: Path, lines: int = 20) -> str:
     try:
-        text = (path / LOG_NAME).read_text(errors="replace")
+        text = (path / DAEMON_LOG_NAME).read_text(errors="replace")
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])

@@ -31,12 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
 
-from . import _protocol as p
-from ._runlog import frame, iter_frames
-from ._spawn import DaemonHandle, endpoint, ensure_daemon
+from ._spawn import DaemonHandle, ensure_daemon
+from ._wire import records as p
+from ._wire.layout import endpoint, spill_path
+from ._wire.runlog import frame, iter_frames
 from .errors import UsageError
 
 SERVICE_INTERVAL = 0.2
@@ -45,10 +45,6 @@ BATCH_SECONDS = 0.01
 UNREACHABLE_AFTER = 5.0
 _ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
 _TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
-
-
-def spill_path(run_dir: str, pid: int) -> Path:
-    return Path(run_dir) / f"spill-{pid}.trackd"
 
 
 class _Spill:
@@ -292,7 +288,7 @@ class Transport:
         for start in range(0, len(payloads), BATCH_RECORDS):
             chunk = payloads[start : start + BATCH_RECORDS]
             blob = b"".join(chunk)
-            last_seq = msgpack.unpackb(chunk[-1], raw=False, strict_map_key=False)[2]
+            last_seq = p.seq_of(chunk[-1])
             self._sock.send(blob, zmq.NOBLOCK)
             stream.unacked.append((last_seq, blob))
             self._unacked_bytes += len(blob)

@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-MAX_KEY_LEN = 512
-MAX_VALUE_BYTES = 1 << 20  # the server's limit for one value
-INT64_MIN, UINT64_MAX = -(1 << 63), (1 << 64) - 1
+from ._wire.limits import INT64_MIN, MAX_KEY_LEN, MAX_VALUE_BYTES, UINT64_MAX, str_too_long
 
 
 def check_log_data(data: Any) -> dict[str, Any]:
@@ -74,7 +72,7 @@ def log_value(key: str, v: Any) -> Any:
             )
         return v
     if t is str:
-        if len(v) * 4 > MAX_VALUE_BYTES and len(v.encode()) > MAX_VALUE_BYTES:
+        if str_too_long(v):
             raise ValueError(
                 f"log(): value for key {key!r} is a str of {len(v.encode())} bytes; "
                 f"at most {MAX_VALUE_BYTES} (1 MiB) are allowed, log a shorter text"

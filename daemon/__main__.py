@@ -1,3 +1,3 @@
-from trackd.daemon.service import main
+from trackd.daemon._service import main
 
 raise SystemExit(main())

@@ -8,18 +8,17 @@ named after them; a team is an entity with members.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
+from trackd._wire.limits import NAME_RULE, valid_name
 
 from . import _schema as s
 from .errors import BadRequest, Conflict, NotFound, StartupError
 
 KEY_PREFIX = "trk_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def new_api_key() -> str:
@@ -33,11 +32,8 @@ def hash_key(key: str) -> str:
 
 def check_name(what: str, name: object) -> str:
     """``name`` if it is a valid user/team/project name, else a :class:`BadRequest`."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BadRequest(
-            f"{what} name {name!r} is not valid; use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
+    if not valid_name(name):
+        raise BadRequest(f"{what} name {name!r} is not valid; use {NAME_RULE}")
     return name
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import msgpack
 from sqlalchemy import Connection, Row, select, update
-from trackd import _protocol as p
+from trackd._wire import records as p
+from trackd._wire.ingest import decode_body
+from trackd._wire.summary import dump_state, load_state
 
 from . import _runs, _summaries
 from . import _schema as s
@@ -26,7 +28,6 @@ from ._values import K_FLOAT, check_key, encode_value
 from .errors import BadRequest, InvalidRecord
 
 FINISH_STATES = frozenset({"finished", "failed", "crashed"})
-_NAMES = {k: c.__name__ for k, c in p._BY_KIND.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +41,18 @@ class Batch:
 def parse_batch(body: bytes) -> Batch:
     """The batch in a request body, or :class:`InvalidRecord` saying what is wrong."""
     try:
-        doc = msgpack.unpackb(body, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises several unrelated types
-        raise InvalidRecord(f"the ingest body is not valid msgpack ({exc})") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
-        raise InvalidRecord(
-            "the ingest body must be a msgpack map with keys entity, project, run_id, records"
-        )
-    entity = doc.get("entity")
+        doc = decode_body(body)
+    except p.DecodeError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    entity = doc.entity
     if entity is not None and not isinstance(entity, str):
         raise InvalidRecord(f"entity {entity!r} must be a str or nil")
     try:
-        project = _runs.ensure_project(doc.get("project"))  # type: ignore[arg-type]
-        run_id = _runs.check_run_id(doc.get("run_id"))
+        project = _runs.ensure_project(doc.project)
+        run_id = _runs.check_run_id(doc.run_id)
     except BadRequest as exc:
         raise InvalidRecord(exc.message) from exc
-    return Batch(entity, project, run_id, _decode_records(run_id, doc["records"]))
+    return Batch(entity, project, run_id, _decode_records(run_id, doc.records))
 
 
 def _decode_records(run_id: str, raw: list[Any]) -> list[Any]:
@@ -68,7 +65,7 @@ def _decode_records(run_id: str, raw: list[Any]) -> list[Any]:
             raise InvalidRecord(f"record #{index} is malformed: {exc}") from exc
         if record.kind not in p.STORED_KINDS:
             raise InvalidRecord(
-                f"record #{index} is a {_NAMES[record.kind]} (kind {record.kind}), which is "
+                f"record #{index} is a {p.KIND_NAMES[record.kind]} (kind {record.kind}), which is "
                 "never stored; send only RunStart, History, Config, Summary, Metric, Finish"
             )
         if record.run_id != run_id:
@@ -155,7 +152,7 @@ class _Applier:
         self.rows: list[tuple[Any, ...]] = []
         self.key_ids: dict[str, int] | None = None
         self.config: dict[str, Any] | None = None
-        self.summary = _summaries.load(run.summary_state)
+        self.summary = load_state(run.summary_state)
         self.summary_changed = False
         self.last_step: int | None = run.last_step
 
@@ -183,7 +180,7 @@ class _Applier:
             values["config"] = msgpack.packb(self.config, use_bin_type=True)
         if self.summary_changed:
             values["summary"] = msgpack.packb(self.summary.to_dict(), use_bin_type=True)
-            values["summary_state"] = _summaries.dump(self.summary)
+            values["summary_state"] = dump_state(self.summary)
         return values
 
     def _merge_config(self, data: Any, what: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
 import msgpack
 from sqlalchemy import Connection, Row, select
+from trackd._wire.limits import RUN_ID_RULE, valid_run_id
 
 from . import _schema as s
 from ._accounts import check_name
@@ -16,15 +16,12 @@ from ._auth import Entity
 from .errors import BadRequest, NotFound
 
 RUN_STATES = frozenset({"running", "finished", "failed", "crashed"})
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 EMPTY_MAP = msgpack.packb({})
 
 
 def check_run_id(run_id: object) -> str:
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise BadRequest(
-            f"run_id {run_id!r} is not valid; use 1-128 letters, digits, '_', '.' or '-'"
-        )
+    if not valid_run_id(run_id):
+        raise BadRequest(f"run_id {run_id!r} is not valid; use {RUN_ID_RULE}")
     return run_id
 
 

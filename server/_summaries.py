@@ -1,50 +1,17 @@
-"""A run's :class:`trackd._summary.SummaryState`, saved between ingest batches.
+"""Checking a ``Metric`` record before it joins a run's summary state.
 
-The server folds every history row into the same ``SummaryState`` the client uses, so both
-agree on the summary; the state (metric definitions, last values, explicit sets and the
-running aggregates) is stored as msgpack in ``runs.summary_state``.
+The server folds every history row into the same :class:`trackd._wire.summary.SummaryState`
+the client uses, so both agree on the summary; the state is saved between ingest batches
+with :func:`trackd._wire.summary.dump_state` in ``runs.summary_state``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-from trackd._summary import GOALS, MetricDef, SummaryState, _Agg, parse_summary_modes
+from trackd._wire.summary import GOALS, MetricDef, parse_summary_modes
 
 from .errors import InvalidRecord
-
-_FORMAT = 1
-
-
-def dump(state: SummaryState) -> bytes:
-    aggs = {
-        key: [a.first, a.last, a.min, a.max, a.total, a.count, a.seen]
-        for key, a in state._aggs.items()
-    }
-    metrics = [[m.name, m.step_metric, list(m.summary), m.goal] for m in state.metrics]
-    doc = {
-        "v": _FORMAT,
-        "metrics": metrics,
-        "last": state.last,
-        "explicit": state.explicit,
-        "aggs": aggs,
-    }
-    return msgpack.packb(doc, use_bin_type=True)
-
-
-def load(blob: bytes | None) -> SummaryState:
-    state = SummaryState()
-    if not blob:
-        return state
-    doc: dict[str, Any] = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    for name, step_metric, summary, goal in doc["metrics"]:
-        state.metrics.append(MetricDef(name, step_metric, tuple(summary), goal))
-    state.last.update(doc["last"])
-    state.explicit.update(doc["explicit"])
-    for key, fields in doc["aggs"].items():
-        state._aggs[key] = _Agg(*fields)
-    return state
 
 
 def metric_def(name: Any, step_metric: Any, summary: Any, goal: Any) -> MetricDef:

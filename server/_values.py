@@ -11,11 +11,16 @@ import json
 import math
 from typing import Any
 
-from .errors import InvalidRecord
+from trackd._wire.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_KEY_LEN,
+    MAX_VALUE_BYTES,
+    UINT64_MAX,
+    str_too_long,
+)
 
-MAX_KEY_LEN = 512
-MAX_VALUE_BYTES = 1 << 20
-INT64_MIN, INT64_MAX, UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+from .errors import InvalidRecord
 
 K_NULL, K_INT, K_BIGINT, K_BOOL, K_FLOAT, K_NAN, K_POS_INF, K_NEG_INF, K_STR, K_JSON = range(10)
 
@@ -73,7 +78,7 @@ def encode_value(key: str, v: Any) -> StoredValue:
     if v is None:
         return (K_NULL, None, None, None)
     if t is str:
-        if len(v) * 4 > MAX_VALUE_BYTES and len(v.encode()) > MAX_VALUE_BYTES:
+        if str_too_long(v):
             raise _too_big(key, len(v.encode()))
         return (K_STR, None, None, v)
     if t is dict or t is list:

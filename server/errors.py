@@ -20,6 +20,7 @@ with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from trackd._wire.error_body import error_body
 from trackd.errors import Error
 
 
@@ -35,7 +36,7 @@ class ServerError(Error):
 
     def body(self) -> dict[str, dict[str, str]]:
         """The JSON error body the API answers with."""
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)
 
 
 class BadRequest(ServerError):

@@ -24,9 +24,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("TRACKD_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TRACKD_SILENT", "1")
     yield
-    from trackd import _init
+    from trackd import _session
 
-    _init.teardown()
+    _session.teardown()
     _stop_daemon(daemon_dir)
     shutil.rmtree(daemon_dir, ignore_errors=True)
 

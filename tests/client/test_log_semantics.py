@@ -241,3 +241,10 @@ def test_step_must_be_int() -> None:
     with warnings.catch_warnings():
         run.log({"a": 1}, step=np.int64(4))  # type: ignore[arg-type]
     assert _steps(_finish_and_read(run)) == [4]
+
+
+@pytest.mark.parametrize("bad", [".", "..", "a.b", "x" * 65, "a/b", "a\n"])
+def test_run_id_rule_is_the_servers(bad: str) -> None:
+    with pytest.raises(UsageError, match="use 1-64 letters, digits, '-' or '_'"):
+        trackd.init(id=bad)
+    assert trackd.run is None

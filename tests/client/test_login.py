@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import trackd
-from trackd import _credentials, _settings
-from trackd._cli_setup import init_directory
-from trackd._login import choose_host
+from trackd._wire import settings as _settings
+from trackd.cli import credentials as _credentials
+from trackd.cli.login import choose_host
+from trackd.cli.project_setup import init_directory
 from trackd.errors import AuthError, UsageError
 
 from tests._support.server import ServerProcess, running_server

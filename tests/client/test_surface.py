@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import trackd
-from trackd._settings import TABLE
+from trackd._wire.settings import TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBPACKAGES = {"daemon", "server"}  # import names of other packages, not API
+SUBPACKAGES = {"cli", "daemon", "server"}  # the command line and the other processes, not API
 
 
 def test_all_is_exactly_the_public_surface() -> None:
@@ -44,9 +44,9 @@ def test_import_does_not_import_torch_or_server() -> None:
 
 
 def test_encode_history_matches_record_encoding() -> None:
-    from trackd import _protocol as p
+    from trackd._wire import records as p
 
     record = p.History(p.HISTORY, "run1", 5, 3, 1.5, {"a": 1.0})
-    fast = p.encode_history(p.new_packer(), "run1", 5, 3, 1.5, {"a": 1.0})
+    fast = p.history_encoder()("run1", 5, 3, 1.5, {"a": 1.0})
     assert fast == p.encode(record)
     assert p.decode(fast) == record

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trackd
 import zmq
-from trackd import _protocol as p
+from trackd._wire import records as p
 from trackd.errors import UsageError
 
 from tests._support.procs import (
@@ -256,9 +256,9 @@ def test_daemon_shared_private_and_exits_when_idle(
     assert result.returncode == 0, result.stderr
     assert daemon_pid() == pid  # a second process reused the same daemon
     run.finish()
-    from trackd import _init
+    from trackd import _session
 
-    _init.teardown()
+    _session.teardown()
     wait_for(lambda: not pid_alive(pid), timeout=10, what="idle daemon to exit")
     assert "idle for" in (daemon_dir() / "daemon.log").read_text()
 

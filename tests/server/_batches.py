@@ -1,4 +1,4 @@
-"""Building ingest batches from the real wire records of :mod:`trackd._protocol`."""
+"""Building ingest batches from the real wire records of :mod:`trackd._wire.records`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import msgpack
-from trackd import _protocol as p
+from trackd._wire import records as p
 
 MSGPACK = {"Content-Type": "application/msgpack", "Accept": "application/msgpack"}
 

@@ -6,7 +6,7 @@ import math
 
 import httpx
 import msgpack
-from trackd import _protocol as p
+from trackd._wire import records as p
 
 from tests._support.server import ServerProcess
 from tests.server._batches import (
@@ -181,3 +181,12 @@ def test_a_step_logged_twice_keeps_the_last_value(admin: httpx.Client) -> None:
     assert admin.get(HIST.format("dup")).json() == [
         {"_step": 0, "_timestamp": 1000.0, "a": 3.0, "b": "x"}
     ]
+
+
+def test_run_id_rule_is_the_clients(admin: httpx.Client) -> None:
+    for bad in (".", "..", "a.b", "x" * 65, "a\n"):
+        answer = ingest(admin, bad, [run_start(bad)])
+        assert answer.status_code == 422, (bad, answer.text)
+        assert "use 1-64 letters, digits, '-' or '_'" in answer.json()["error"]["message"]
+    good = "A_b-" + "x" * 60
+    assert unpack(ingest(admin, good, [run_start(good)]))["durable_seq"] == 1

@@ -11,21 +11,18 @@ a terminal, flags answer the questions::
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ._credentials import DIR_SETTINGS, dir_settings
-from ._http import ServerClient
-from ._login import Login, can_prompt, choose_host, log_in, login, saved_key, say
-from ._settings import Settings, load
-from .errors import AuthError, CommError, Error, UsageError
-
-# The server's rule for entity and project names, checked here so a typo fails at once.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from .._http import ServerClient
+from .._wire.jsonfile import write_json
+from .._wire.limits import NAME_RULE, valid_name
+from .._wire.settings import Settings, load
+from ..errors import AuthError, CommError, Error, UsageError
+from .credentials import DIR_SETTINGS, dir_settings
+from .login import Login, can_prompt, choose_host, log_in, login, saved_key, say
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +92,7 @@ def write_directory_settings(chosen: DirectorySettings, cwd: Path | None = None)
     path = (cwd or Path.cwd()) / DIR_SETTINGS
     data = {**dir_settings(cwd), **asdict(chosen)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, data, 0o644, indent=2)
     return path
 
 
@@ -152,7 +147,7 @@ def _choose_project(
             "(a new name creates the project with the first run)"
         )
     folder = (cwd or Path.cwd()).name
-    default = current or (folder if _NAME.match(folder) else None)
+    default = current or (folder if valid_name(folder) else None)
     return _check_project(_pick("project", _project_names(done, entity), default, True))
 
 
@@ -166,11 +161,8 @@ def _project_names(done: Login, entity: str) -> list[str]:
 
 
 def _check_project(name: str) -> str:
-    if not _NAME.match(name):
-        raise UsageError(
-            f"project name {name!r} is not valid; use 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
+    if not valid_name(name):  # the server's rule, checked here so a typo fails at once
+        raise UsageError(f"project name {name!r} is not valid; use {NAME_RULE}")
     return name
 
 

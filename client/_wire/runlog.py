@@ -8,7 +8,8 @@
 All integers are little-endian. A reader stops cleanly at the first frame that is short,
 too long or fails its checksum (a torn tail after a crash): everything before it is good,
 nothing after it is trusted. Writers that reopen a log truncate it to :func:`scan`'s
-``good_end`` before appending, so a torn tail never hides later frames.
+``good_end`` before appending, so a torn tail never hides later frames. The file is
+``run.trackd`` in a run directory (:mod:`.layout`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHHI")
 FRAME = struct.Struct("<II")
 MAX_FRAME = 64 * 1024 * 1024
-LOG_NAME = "run.trackd"
 
 
 class LogFormatError(ValueError):

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trackd import _protocol as p
-from trackd._runlog import LOG_NAME, iter_frames
-from trackd._transport import spill_path
+from trackd._wire import records as p
+from trackd._wire.layout import RUN_LOG_NAME, spill_path
+from trackd._wire.runlog import iter_frames
 
-from .liveness import is_alive, start_ticks
-from .wal import RunLogWriter
+from ._liveness import is_alive, start_ticks
+from ._log_writer import RunLogWriter
 
 log = logging.getLogger("trackd.daemon")
 CRASH_GRACE = 0.5  # seconds of draining after a client is found dead, before marking crashed
@@ -24,7 +24,7 @@ class RunSlot:
     def __init__(self, attach: p.Attach, identity: bytes) -> None:
         self.run_id = attach.run_id
         self.run_dir = Path(attach.run_dir)
-        self.writer = RunLogWriter(self.run_dir / LOG_NAME)
+        self.writer = RunLogWriter(self.run_dir / RUN_LOG_NAME)
         if self.writer.truncated:
             log.warning("run %s: cut a torn tail of %d bytes", self.run_id, self.writer.truncated)
         self.identity = identity

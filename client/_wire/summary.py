@@ -10,6 +10,10 @@ The training process, the offline reader and the server all fold history rows in
 - a value set explicitly (``run.summary["k"] = v``) wins over anything derived, until the
   next explicit set; setting ``None`` removes an explicit value.
 
+The state (metric definitions, last values, explicit sets, running aggregates) is saved
+between ingest batches with :func:`dump_state` / :func:`load_state`, msgpack carrying
+``"v": STATE_VERSION``.
+
 Only finite numbers take part in ``min``/``max``/``mean``/``best``; NaN and inf still become
 the ``last`` value, so a summary shows a loss that went NaN.
 """
@@ -21,8 +25,11 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+import msgpack
+
 SUMMARY_MODES = frozenset({"min", "max", "mean", "first", "last", "best", "none"})
 GOALS = frozenset({"minimize", "maximize"})
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +161,35 @@ class SummaryState:
                 result[key] = derived
         result.update(self.explicit)
         return result
+
+
+def dump_state(state: SummaryState) -> bytes:
+    """``state`` as msgpack bytes, to be read back by :func:`load_state`."""
+    aggs = {
+        key: [a.first, a.last, a.min, a.max, a.total, a.count, a.seen]
+        for key, a in state._aggs.items()
+    }
+    metrics = [[m.name, m.step_metric, list(m.summary), m.goal] for m in state.metrics]
+    doc = {
+        "v": STATE_VERSION,
+        "metrics": metrics,
+        "last": state.last,
+        "explicit": state.explicit,
+        "aggs": aggs,
+    }
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def load_state(blob: bytes | None) -> SummaryState:
+    """The state :func:`dump_state` saved (an empty one for ``None`` or empty bytes)."""
+    state = SummaryState()
+    if not blob:
+        return state
+    doc: dict[str, Any] = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    for name, step_metric, summary, goal in doc["metrics"]:
+        state.metrics.append(MetricDef(name, step_metric, tuple(summary), goal))
+    state.last.update(doc["last"])
+    state.explicit.update(doc["explicit"])
+    for key, fields in doc["aggs"].items():
+        state._aggs[key] = _Agg(*fields)
+    return state

@@ -1,4 +1,7 @@
-"""Every setting trackd reads from the environment, in one table.
+"""Every setting the training process and the daemon read from the environment, in one table.
+
+The daemon is spawned with the training process's environment, so both sides build their
+settings from the same rows (the server has a table of its own). Version 1.
 
 Each row is ``(name, default, environment variable, help)``. :func:`load` builds a frozen
 :class:`Settings` from the table and the environment; the README lists every row (a test
@@ -13,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 # (name, default, environment variable, help)
 TABLE: tuple[tuple[str, Any, str, str], ...] = (

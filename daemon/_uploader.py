@@ -1,12 +1,12 @@
 """Uploading run logs to the server, from disk, in a thread of the daemon.
 
 The uploader never sees records in memory: it reads each online run's log file from the
-offset the server last confirmed (``checkpoint.Progress``), so a restarted daemon resumes
+offset the server last confirmed (``upload_state.Progress``), so a restarted daemon resumes
 where the last one stopped and nothing depends on the training process being alive.
 
 A batch is the raw record bytes from the log wrapped in a msgpack map, posted to
 ``/api/v1/ingest``; the server applies each seq at most once and answers with the highest
-seq it holds, which becomes the new checkpoint. Batches go out when ``batch_bytes`` are
+seq it holds, which becomes the new upload progress. Batches go out when ``batch_bytes`` are
 waiting, when the oldest waiting record is ``batch_seconds`` old, or at once when a client
 is waiting in ``finish()``.
 
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import msgpack
-from trackd import _protocol as p
-from trackd._runlog import FRAME, HEADER, LOG_NAME, check_header, iter_frames
-from trackd._settings import Settings
-
-from . import checkpoint
-from .checkpoint import Progress
+from trackd._wire import error_body, upload_state
+from trackd._wire import records as p
+from trackd._wire.ingest import encode_body
+from trackd._wire.layout import RUN_LOG_NAME
+from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
+from trackd._wire.settings import Settings
+from trackd._wire.upload_state import Progress
 
 log = logging.getLogger("trackd.daemon")
 RETRY_BASE = 0.25
@@ -73,7 +73,7 @@ class UploadJob:
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / LOG_NAME
+        return self.run_dir / RUN_LOG_NAME
 
     def pending_bytes(self) -> int:
         try:
@@ -105,16 +105,16 @@ class Uploader:
 
     # -- called from the daemon's main thread ----------------------------------------
     def start(self) -> None:
-        for run_id, run_dir, target in checkpoint.registered(self.daemon_dir):
-            self.add(run_id, run_dir, target, live=False)
+        for entry in upload_state.registered(self.daemon_dir):
+            self.add(entry.run_id, entry.run_dir, entry.target, live=False)
         self._thread.start()
 
     def add(self, run_id: str, run_dir: Path, target: p.UploadTarget, live: bool) -> None:
-        checkpoint.register(self.daemon_dir, run_id, run_dir, target)
+        upload_state.register(self.daemon_dir, run_id, run_dir, target)
         with self._lock:
             job = self.jobs.get(run_id)
             if job is None or job.target != target or job.run_dir != run_dir:
-                job = UploadJob(run_id, run_dir, target, checkpoint.load_progress(run_dir))
+                job = UploadJob(run_id, run_dir, target, upload_state.load_progress(run_dir))
                 job.headers = {"Authorization": f"Bearer {target.api_key}"}
                 self.jobs[run_id] = job
             job.live, job.failed, job.done = live, False, False
@@ -197,7 +197,7 @@ class Uploader:
         return now + 3600
 
     def _upload_some(self, job: UploadJob) -> bool:
-        """Post the next batch; False if the log holds no whole frame past the checkpoint."""
+        """Post the next batch; False if the log holds no whole frame past the progress."""
         batch = self._read_batch(job)
         if batch is None:
             return False
@@ -216,7 +216,7 @@ class Uploader:
         job.last_upload = job.last_heartbeat = time.monotonic()
         if durable >= batch.last_seq:
             job.progress = Progress(batch.end_offset, durable)
-            checkpoint.save_progress(job.run_dir, job.progress)
+            upload_state.save_progress(job.run_dir, job.progress)
         job.flush = job.flush and job.pending_bytes() > 0  # a waiting finish() gets it all now
         return True
 
@@ -240,7 +240,7 @@ class Uploader:
                 break
         if not payloads:
             return None
-        last_seq = msgpack.unpackb(payloads[-1], raw=False, strict_map_key=False)[2]
+        last_seq = p.seq_of(payloads[-1])
         return Batch(payloads, start + end, last_seq)
 
     def _client(self, base_url: str) -> httpx.Client:
@@ -252,7 +252,8 @@ class Uploader:
         return client
 
     def _post_batch(self, job: UploadJob, batch: Batch) -> int:
-        body = ingest_body(job.target, job.run_id, batch.payloads)
+        target = job.target
+        body = encode_body(target.entity, target.project, job.run_id, batch.payloads)
         headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
         answer = self._request(job, "/ingest", content=body, headers=headers)
         return int(answer["durable_seq"])  # type: ignore[call-overload]
@@ -300,32 +301,13 @@ class Uploader:
         job.failed = True
         job.note = f"upload failed: {message}"
         job.progress.error = message
-        checkpoint.save_progress(job.run_dir, job.progress)
+        upload_state.save_progress(job.run_dir, job.progress)
         log.error("run %s: %s", job.run_id, job.note)
 
     def _finish(self, job: UploadJob) -> None:
         job.done = True
-        checkpoint.unregister(self.daemon_dir, job.run_id)
+        upload_state.unregister(self.daemon_dir, job.run_id)
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
-
-
-def ingest_body(target: p.UploadTarget, run_id: str, payloads: list[bytes]) -> bytes:
-    """The ingest request: a msgpack map whose ``records`` are the log's own record bytes."""
-    packer = msgpack.Packer(use_bin_type=True)
-    head = b"".join(
-        [
-            packer.pack_map_header(4),
-            packer.pack("entity"),
-            packer.pack(target.entity),
-            packer.pack("project"),
-            packer.pack(target.project),
-            packer.pack("run_id"),
-            packer.pack(run_id),
-            packer.pack("records"),
-            packer.pack_array_header(len(payloads)),
-        ]
-    )
-    return head + b"".join(payloads)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -340,6 +322,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _server_message(response: httpx.Response) -> str:
     try:
-        return f"{response.json()['error']['message']} (HTTP {response.status_code})"
-    except Exception:  # noqa: BLE001 - whatever the body, report something readable
+        message = error_body.error_message(response.json())
+    except ValueError:
+        message = None
+    if message is None:
         return f"HTTP {response.status_code}: {response.text[:300]}"
+    return f"{message} (HTTP {response.status_code})"

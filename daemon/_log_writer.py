@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import msgpack
-from trackd._runlog import HEADER, frame, header_bytes, scan
+from trackd._wire.records import seq_of
+from trackd._wire.runlog import HEADER, frame, header_bytes, scan
 
 
 class RunLogWriter:
@@ -27,7 +27,7 @@ class RunLogWriter:
             if self.truncated:
                 os.truncate(path, result.good_end)
             for payload in reversed(result.payloads):
-                self.last_seq = msgpack.unpackb(payload, raw=False, strict_map_key=False)[2]
+                self.last_seq = seq_of(payload)
                 break
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the run
         if self._file.tell() < HEADER.size:

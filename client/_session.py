@@ -1,4 +1,5 @@
-"""``trackd.init()`` and the module-level functions that follow the current run."""
+"""This process's session: ``trackd.init()`` starts the current run, the module-level
+``log``/``define_metric``/``finish`` follow it, and exit hooks finish it."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _protocol as p
 from ._config import DEFAULTS_FILE, config_source_to_dict, load_config_file
-from ._credentials import ServerTarget, resolve
 from ._names import check_run_id, new_run_id, new_run_name
 from ._online import check_resume, start_online
 from ._reader import read_run
 from ._run import Run
-from ._settings import Settings, load
 from ._transport import Transport
 from ._values import plain
+from ._wire import records as p
+from ._wire.layout import RUN_LOG_NAME, run_dir_name
+from ._wire.settings import Settings, load
+from .cli.credentials import ServerTarget, resolve
 from .errors import UsageError
 
 MODES = ("online", "offline", "disabled")
@@ -201,7 +203,7 @@ def _find_local_run(root: Path, run_id: str) -> Path | None:
     if not root.is_dir():
         return None
     for path in sorted(root.glob(f"*run-*-{run_id}")):
-        if (path / "run.trackd").exists():
+        if (path / RUN_LOG_NAME).exists():
             return path
     return None
 
@@ -209,7 +211,7 @@ def _find_local_run(root: Path, run_id: str) -> Path | None:
 def _make_run_dir(root: Path, run_id: str, mode: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     prefix = "offline-run" if mode == "offline" else "run"
-    run_dir = root / f"{prefix}-{stamp}-{run_id}"
+    run_dir = root / run_dir_name(prefix, stamp, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
@@ -246,8 +248,6 @@ def _make_current(run: Run | None) -> None:
     module.run = run  # type: ignore[attr-defined]
     module.config = run.config if run is not None else None  # type: ignore[attr-defined]
     module.summary = run.summary if run is not None else None  # type: ignore[attr-defined]
-    # trackd.log is the run's own bound method while a run is current: one call less per log
-    module.log = run.log if run is not None else log  # type: ignore[attr-defined]
 
 
 # -- module-level functions -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The records trackd sends: training process -> daemon -> run log -> server.
+"""The records trackd sends: training process -> daemon -> run log -> server (version 1).
 
 Every record is a ``NamedTuple`` whose first field is its kind (a small int). A record is
 encoded as a msgpack array of its fields in order, so the bytes the training process sends
@@ -29,6 +29,7 @@ newer writer are dropped) and shorter ones (missing trailing fields take their d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgpack
@@ -180,6 +181,9 @@ _BY_KIND: dict[int, Any] = {
 }
 
 
+KIND_NAMES: dict[int, str] = {kind: cls.__name__ for kind, cls in _BY_KIND.items()}
+
+
 class DecodeError(ValueError):
     """Bytes that are not a trackd record."""
 
@@ -194,12 +198,21 @@ def encode(record: Record) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
-def encode_history(
-    packer: msgpack.Packer, run_id: str, seq: int, step: int, time: float, data: dict[str, Any]
-) -> bytes:
+HistoryEncoder = Callable[[str, int, int, float, dict[str, Any]], bytes]
+
+
+def history_encoder() -> HistoryEncoder:
     """``encode(History(HISTORY, run_id, seq, step, time, data))`` without building the tuple
-    class: the hot path of ``log()``. A test checks both give the same bytes."""
-    return packer.pack((HISTORY, run_id, seq, step, time, data))  # type: ignore[no-any-return]
+    class, with a packer of its own: the hot path of ``log()``. One per thread; a test checks
+    both give the same bytes."""
+    pack = new_packer().pack
+
+    def encode_history(
+        run_id: str, seq: int, step: int, time: float, data: dict[str, Any]
+    ) -> bytes:
+        return pack((HISTORY, run_id, seq, step, time, data))  # type: ignore[no-any-return]
+
+    return encode_history
 
 
 def decode(payload: bytes) -> Record:
@@ -239,6 +252,14 @@ def is_stored(fields: Any) -> bool:
         and len(fields) >= _REQUIRED[fields[0]]
         and (fields[0] != HISTORY or (type(fields[3]) is int and type(fields[5]) is dict))
     )
+
+
+def seq_of(payload: bytes) -> int:
+    """The ``seq`` of an encoded stored record (its third field)."""
+    fields = unpack(payload)
+    if not isinstance(fields, list) or len(fields) < 3 or type(fields[2]) is not int:
+        raise DecodeError("a stored record is an array whose third field is its int seq")
+    return fields[2]
 
 
 def unpack(payload: bytes) -> Any:

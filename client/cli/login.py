@@ -14,7 +14,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._credentials import (
+from .._http import ServerClient
+from .._wire.settings import Settings, load
+from ..errors import AuthError, UsageError
+from .credentials import (
     DEFAULT_BASE_URL,
     credentials_path,
     dir_settings,
@@ -22,9 +25,6 @@ from ._credentials import (
     read_json,
     save_api_key,
 )
-from ._http import ServerClient
-from ._settings import Settings, load
-from .errors import AuthError, UsageError
 
 NO_TTY = "api_key not configured (no-tty). call trackd.login(key=...)"
 GET_A_KEY = "an admin creates one with `trackd server --create-key USER`"

@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._settings import Settings
-from .errors import UsageError
+from .._wire.jsonfile import write_json
+from .._wire.settings import Settings
+from ..errors import UsageError
 
 CREDENTIALS_NAME = "credentials.json"
 DIR_SETTINGS = Path("trackd") / "settings.json"
@@ -44,6 +44,7 @@ def credentials_path(settings: Settings) -> Path:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A settings or credentials file the user may have edited: a clear error if broken."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -53,24 +54,14 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_private_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON readable by this user alone (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-
-
 def save_api_key(settings: Settings, base_url: str, api_key: str) -> Path:
     """Remember ``api_key`` for ``base_url`` and make it the default server."""
     path = credentials_path(settings)
     data = read_json(path)
     data.setdefault("hosts", {})[base_url] = {"api_key": api_key}
     data["default_host"] = base_url
-    write_private_json(path, data)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_json(path, data, 0o600, indent=2)
     return path
 
 

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from . import __version__, _cli_setup
+from .. import __version__
+from . import project_setup
 
 
 def _server(args: list[str]) -> int:
@@ -16,13 +17,13 @@ def _server(args: list[str]) -> int:
 
 
 def _status(_args: argparse.Namespace) -> int:
-    from ._sync import status
+    from .status import status
 
     return status()
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from ._sync import sync
+    from .sync import sync
 
     return 1 if sync(args.run_dirs) else 0
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"trackd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("server", help="run the tracking server (see `trackd server --help`)")
-    _cli_setup.add_parsers(sub)
+    project_setup.add_parsers(sub)
     sub.add_parser("status", help="show the daemon, the server and uploads still pending")
     sync_cmd = sub.add_parser("sync", help="upload offline runs and leftovers to the server")
     sync_cmd.add_argument("run_dirs", nargs="*", help="run directories (default: all not uploaded)")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "status": _status,
         "sync": _sync,
-        "login": _cli_setup.login_command,
-        "init": _cli_setup.init_command,
+        "login": project_setup.login_command,
+        "init": project_setup.init_command,
     }
     return commands[args.command](args)

@@ -25,12 +25,18 @@ from typing import Any
 
 import msgpack
 import zmq
-from trackd import _protocol as p
-from trackd._settings import Settings, load
-from trackd._spawn import LOCK_NAME, LOG_NAME, PID_NAME, SOCKET_NAME, prepare_dir
+from trackd._wire import records as p
+from trackd._wire.layout import (
+    DAEMON_LOG_NAME,
+    LOCK_NAME,
+    PID_NAME,
+    SOCKET_NAME,
+    prepare_daemon_dir,
+)
+from trackd._wire.settings import Settings, load
 
-from .runs import CRASH_GRACE, RunSlot
-from .uploader import Uploader
+from ._run_slot import CRASH_GRACE, RunSlot
+from ._uploader import Uploader
 
 log = logging.getLogger("trackd.daemon")
 DRAIN_MAX = 20000  # messages per turn, so fsync and acks are never starved
@@ -65,7 +71,7 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> bool:
         """Take the lock and bind; False if another daemon already serves this directory."""
-        prepare_dir(self.path)
+        prepare_daemon_dir(self.path)
         if not self._take_lock():
             log.info("another daemon holds %s; exiting", self.path / LOCK_NAME)
             return False
@@ -305,7 +311,7 @@ class Daemon:
 
 
 def _setup_logging(path: Path) -> None:
-    handler = logging.FileHandler(path / LOG_NAME)
+    handler = logging.FileHandler(path / DAEMON_LOG_NAME)
     handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     root = logging.getLogger("trackd")
     root.addHandler(handler)
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="the per-user daemon directory")
     args = parser.parse_args(argv)
     path = Path(args.dir)
-    prepare_dir(path)
+    prepare_daemon_dir(path)
     _setup_logging(path)
     daemon = Daemon(path, load())
     signal.signal(signal.SIGTERM, daemon.request_stop)

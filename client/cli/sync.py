@@ -1,37 +1,29 @@
-"""``trackd sync`` and ``trackd status``: uploading run logs after the fact, and seeing
-what the daemon still has to upload."""
+"""``trackd sync``: uploading run logs after the fact, through the daemon."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from . import _protocol as p
-from ._credentials import resolve
-from ._http import ServerClient
-from ._online import require_key
-from ._reader import RunData, read_run
-from ._settings import Settings, load
-from ._spawn import PID_NAME, daemon_running
-from ._transport import Stream, Transport
-from .errors import UsageError
-
-PROGRESS_NAME = "upload.json"
-
-
-def uploaded_seq(run_dir: Path) -> int:
-    try:
-        return int(json.loads((run_dir / PROGRESS_NAME).read_text()).get("seq", 0))
-    except (OSError, ValueError):
-        return 0
+from .._http import ServerClient
+from .._online import require_key
+from .._reader import RunData, read_run
+from .._transport import Stream, Transport
+from .._wire import records as p
+from .._wire.layout import RUN_LOG_NAME
+from .._wire.settings import Settings, load
+from .._wire.upload_state import load_progress
+from ..errors import UsageError
+from .credentials import resolve
 
 
 def find_unsynced(root: Path) -> list[Path]:
     """Run directories under ``root`` whose log holds records the server does not."""
     out = []
     for run_dir in sorted(root.glob("*run-*")):
-        if (run_dir / "run.trackd").exists() and uploaded_seq(run_dir) < read_run(run_dir).last_seq:
+        if not (run_dir / RUN_LOG_NAME).exists():
+            continue
+        if load_progress(run_dir).seq < read_run(run_dir).last_seq:
             out.append(run_dir)
     return out
 
@@ -97,24 +89,3 @@ def _bar(run_id: str, done: int, total: int, width: int = 30) -> None:
     filled = width * min(done, total) // max(total, 1)
     bar = "#" * filled + "." * (width - filled)
     print(f"\r{run_id} [{bar}] {done}/{total} records", end="", file=sys.stderr, flush=True)
-
-
-def status(settings: Settings | None = None) -> int:
-    settings = settings or load()
-    path = settings.daemon_path
-    alive = path.is_dir() and daemon_running(path)
-    pid = (path / PID_NAME).read_text().strip() if alive and (path / PID_NAME).exists() else "-"
-    target = resolve(settings)
-    print(f"daemon: {'running (pid ' + pid + ')' if alive else 'not running'} in {path}")
-    print(f"server: {target.base_url or '(none; runs are stored offline)'}")
-    for entry in sorted((path / "uploads").glob("*.json")):
-        info = json.loads(entry.read_text())
-        run_dir = Path(info["run_dir"])
-        progress = (
-            json.loads((run_dir / PROGRESS_NAME).read_text())
-            if (run_dir / PROGRESS_NAME).exists()
-            else {}
-        )
-        state = f"failed: {progress['error']}" if progress.get("error") else "uploading"
-        print(f"run {info['run_id']}: {state}; server has seq {progress.get('seq', 0)} ({run_dir})")
-    return 0

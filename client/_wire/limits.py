@@ -1,0 +1,44 @@
+"""What a logged value, a key, a name or a run id may be: one rule for every process.
+
+The training process checks these at the call site (a clear error where the mistake is
+made) and the server checks them again at ingest (nothing it cannot store reaches its
+database). Both import them from here, so the two checks cannot drift apart.
+
+- keys: ``str`` of at most ``MAX_KEY_LEN`` characters;
+- a ``str`` value: at most ``MAX_VALUE_BYTES`` bytes of UTF-8 (1 MiB);
+- an ``int`` history value: fits in 64 bits (``INT64_MIN`` .. ``UINT64_MAX``);
+- entity, user, team and project names: ``NAME_RULE``;
+- run ids: ``RUN_ID_RULE`` (they become directory names and URL parts).
+
+Version 1 of these rules.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeGuard
+
+LIMITS_VERSION = 1
+MAX_KEY_LEN = 512
+MAX_VALUE_BYTES = 1 << 20
+INT64_MIN, INT64_MAX, UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RUN_ID_RULE = "1-64 letters, digits, '-' or '_'"
+
+
+def str_too_long(value: str) -> bool:
+    """Whether ``value`` is over ``MAX_VALUE_BYTES`` of UTF-8 (cheap for short strings)."""
+    return len(value) * 4 > MAX_VALUE_BYTES and len(value.encode()) > MAX_VALUE_BYTES
+
+
+def valid_name(name: object) -> TypeGuard[str]:
+    """An entity, user, team or project name (see ``NAME_RULE``)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def valid_run_id(run_id: object) -> TypeGuard[str]:
+    """A run id (see ``RUN_ID_RULE``)."""
+    return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None

@@ -1,0 +1,77 @@
+"""What the uploader remembers across a daemon restart, and what ``trackd status`` reads.
+
+- ``<run dir>/upload.json`` (:class:`Progress`): how far the upload of that run got: the
+  byte offset in the run log just past the last frame the server holds, that frame's seq,
+  and the error that stopped the upload, if one did. Written atomically after every batch
+  the server confirmed; a restarted daemon resumes from it (the server ignores any seq it
+  already has, so resuming a little early is harmless).
+- ``<daemon dir>/uploads/<run_id>.json`` (:class:`Registration`, mode 0600: it holds the
+  API key): a run with data still to upload, where its log lives and where it goes. A new
+  daemon picks these up at start; the entry goes once the run is finished and uploaded.
+
+Both files carry ``"v": 1``; a file without ``v`` is version 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import records as r
+from .jsonfile import read_json, write_json
+from .layout import PROGRESS_NAME, UPLOADS_DIR
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class Progress:
+    offset: int = 0
+    seq: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    run_id: str
+    run_dir: Path
+    target: r.UploadTarget
+
+
+def load_progress(run_dir: Path) -> Progress:
+    data = read_json(run_dir / PROGRESS_NAME) or {}
+    try:
+        return Progress(int(data.get("offset", 0)), int(data.get("seq", 0)), data.get("error"))
+    except (TypeError, ValueError):
+        return Progress()
+
+
+def save_progress(run_dir: Path, progress: Progress) -> None:
+    doc = {"v": STATE_VERSION, "offset": progress.offset, "seq": progress.seq}
+    doc["error"] = progress.error  # type: ignore[assignment]
+    write_json(run_dir / PROGRESS_NAME, doc, 0o644)
+
+
+def register(daemon_dir: Path, run_id: str, run_dir: Path, target: r.UploadTarget) -> None:
+    folder = daemon_dir / UPLOADS_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    entry = {"v": STATE_VERSION, "run_id": run_id, "run_dir": str(run_dir), "target": list(target)}
+    write_json(folder / f"{run_id}.json", entry)
+
+
+def unregister(daemon_dir: Path, run_id: str) -> None:
+    (daemon_dir / UPLOADS_DIR / f"{run_id}.json").unlink(missing_ok=True)
+
+
+def registered(daemon_dir: Path) -> list[Registration]:
+    """Every run a daemon left with data to upload (unreadable entries are skipped)."""
+    out = []
+    for path in sorted((daemon_dir / UPLOADS_DIR).glob("*.json")):
+        entry = read_json(path)
+        try:
+            assert entry is not None
+            target = r.UploadTarget(*entry["target"])
+            out.append(Registration(str(entry["run_id"]), Path(entry["run_dir"]), target))
+        except (AssertionError, KeyError, TypeError):
+            continue
+    return out
