@@ -111,6 +111,10 @@ def _apply(run: RunData, summary: SummaryState, r: Any) -> None:
         summary.define(MetricDef(r.name, r.step_metric, parse_summary_modes(r.summary), r.goal))
     elif r.kind == p.FINISH:
         run.state, run.exit_code, run.end_time = r.state, r.exit_code, r.time
+    elif r.kind == p.RUN_UPDATE:
+        for key, value in r.data.items():
+            if key in p.UPDATABLE_FIELDS:
+                setattr(run, key, list(value) if key == "tags" else value)
 
 
 def _apply_start(run: RunData, r: p.RunStart) -> None:

@@ -78,6 +78,8 @@ def _sync_one(
         _bar(data.id, max(stream.uploaded, 0), data.last_seq)
         print(file=sys.stderr)
     where = f"{upload.base_url} {upload.entity}/{upload.project}/{data.id}"
+    for seq, why in stream.rejected:
+        print(f"trackd sync: {run_dir.name}: the server refused seq {seq}: {why}", file=sys.stderr)
     if outcome == "done":
         print(f"trackd sync: {run_dir.name} -> {where}", file=sys.stderr)
         return True
