@@ -205,7 +205,7 @@ def _start_point(
         previous = _find_local_run(root_dir, run_id)
         if check_resume(resume, run_id, previous is not None, where=f"in {root_dir}"):
             assert previous is not None
-            data = read_run(previous)
+            data = read_run(previous, history=False)
             return _StartPoint(previous, data.last_seq + 1, data.last_step + 1, True, data.config)
     return _StartPoint(_make_run_dir(root_dir, run_id, mode))
 
@@ -223,7 +223,8 @@ def _make_run_dir(root: Path, run_id: str, mode: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     prefix = "offline-run" if mode == "offline" else "run"
     run_dir = root / run_dir_name(prefix, stamp, run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, exist_ok=True)  # its log holds what the user logged: theirs alone
     return run_dir
 
 

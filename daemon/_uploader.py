@@ -276,7 +276,9 @@ class Uploader:
         client = self._clients.get(base_url)
         if client is None:
             timeout = httpx.Timeout(self.settings.http_timeout)
-            client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=timeout, trust_env=False)
+            client = httpx.Client(
+                base_url=f"{base_url}/api/v1", timeout=timeout, **self.settings.http_options()
+            )
             self._clients[base_url] = client
         return client
 

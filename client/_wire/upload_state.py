@@ -73,7 +73,7 @@ def save_progress(run_dir: Path, progress: Progress) -> None:
         "rejected": [list(pair) for pair in progress.rejected],
         "rejected_count": progress.rejected_count,
     }
-    write_json(run_dir / PROGRESS_NAME, doc, 0o644)
+    write_json(run_dir / PROGRESS_NAME, doc, 0o600)
 
 
 def register(daemon_dir: Path, run_id: str, run_dir: Path, target: r.UploadTarget) -> None:

@@ -3,6 +3,7 @@ error naming the argument, the value and the fix; nothing already logged is lost
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -164,3 +165,18 @@ def test_run_metadata_changed_after_init_is_logged() -> None:
     run.finish()
     data = trackd.read_run(run.dir)
     assert (data.name, data.notes, data.tags) == ("second", "why", ["a", "b"])
+
+
+def test_run_files_are_private_to_their_user() -> None:
+    import stat
+
+    old = os.umask(0o022)  # the usual umask, under which files were world-readable
+    try:
+        run = trackd.init(project="p")
+        run.log({"a": 1.0})
+        run.finish()
+    finally:
+        os.umask(old)
+    run_dir = Path(run.dir)
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((run_dir / "run.trackd").stat().st_mode) == 0o600
