@@ -81,8 +81,14 @@ def _prepare(settings: Settings) -> Database:
         print(f"trackd: database schema upgraded from version {before} to {after}", flush=True)
     with db.write() as conn:
         key = _accounts.bootstrap(conn, settings.admin_user, settings.admin_key)
-    if key is not None:
+    if key is not None and settings.admin_key is None:  # generated: the one chance to see it
         print(f"trackd: admin API key (shown once): {key}", flush=True)
+    elif key is not None:  # given: its owner knows it; printed, it would leak into service logs
+        print(
+            f"trackd: admin user {settings.admin_user!r} created with the key from "
+            "TRACKD_ADMIN_KEY",
+            flush=True,
+        )
     return db
 
 
