@@ -244,7 +244,7 @@ def _metric(r: p.Metric) -> str | None:
     )
     if problem is not None:
         return problem
-    if r.goal is not None and r.goal not in GOALS:
+    if r.goal is not None and (type(r.goal) is not str or r.goal not in GOALS):
         return f"{what}: goal {show(r.goal)} is not one of {sorted(GOALS)}"
     try:
         parse_summary_modes(r.summary)
@@ -254,7 +254,7 @@ def _metric(r: p.Metric) -> str | None:
 
 
 def _finish(r: p.Finish) -> str | None:
-    if r.state not in FINISH_STATES:
+    if type(r.state) is not str or r.state not in FINISH_STATES:
         return f"Finish state {show(r.state)} is not one of {sorted(FINISH_STATES)}"
     return _first(
         int64_problem("Finish exit_code", r.exit_code, nullable=True),

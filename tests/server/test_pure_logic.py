@@ -145,3 +145,13 @@ def test_record_rules_records() -> None:
     metric = p.Metric(p.METRIC, "r", 3, "val/*", None, "min,avg", None)
     assert "summary mode 'avg'" in (record_problem(metric) or "")
     assert record_problem(p.Flush(p.FLUSH, "r", 4)) == "Flush (kind 21) is never stored"
+
+
+def test_record_rules_take_unhashable_fields() -> None:
+    # found by tests/server/test_ingest_properties.py: `[] in frozenset()` raises TypeError
+    finish = p.Finish(p.FINISH, "r", 2, [], [], b"")
+    assert (
+        record_problem(finish) == "Finish state [] is not one of ['crashed', 'failed', 'finished']"
+    )
+    metric = p.Metric(p.METRIC, "r", 3, "loss", None, None, [])
+    assert record_problem(metric) == "Metric 'loss': goal [] is not one of ['maximize', 'minimize']"
