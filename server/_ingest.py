@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -52,9 +52,9 @@ class Batch:
     project: str
     run_id: str
     records: list[Any]
-    rejected: list[tuple[int, str]] = field(default_factory=list)
-    last_seq: int = 0
-    encoded: dict[int, Encoded] = field(default_factory=dict)  # by seq
+    rejected: list[tuple[int, str]]
+    last_seq: int  # the batch's highest seq, refused records included (0: no records)
+    encoded: dict[int, Encoded]  # by seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +79,18 @@ def parse_batch(body: bytes) -> Batch:
         run_id = _runs.check_run_id(doc.run_id)
     except BadRequest as exc:
         raise InvalidRecord(exc.message) from exc
-    batch = Batch(entity, project, run_id, [])
+    records: list[Any] = []
+    rejected: list[tuple[int, str]] = []
+    encoded: dict[int, Encoded] = {}
     last = 0
     for index, fields in enumerate(doc.records):
         last = _envelope_seq(index, fields, run_id, last)
-        record, problem = _check_record(fields, batch.encoded)
+        record, problem = _check_record(fields, encoded)
         if problem is None:
-            batch.records.append(record)
+            records.append(record)
         else:
-            batch.rejected.append((last, problem))
-    return Batch(entity, project, run_id, batch.records, batch.rejected, last, batch.encoded)
+            rejected.append((last, problem))
+    return Batch(entity, project, run_id, records, rejected, last, encoded)
 
 
 def _envelope_seq(index: int, fields: Any, run_id: str, last: int) -> int:
