@@ -14,6 +14,7 @@ from . import _runs
 from . import _schema as s
 from ._http import Caller, app_state, member_entity, respond
 from ._ingest import apply_batch, parse_batch
+from .errors import RecordsRefused
 
 router = APIRouter(tags=["ingest"])
 
@@ -52,8 +53,10 @@ async def ingest(request: Request, principal: Caller) -> Response:
 
     def work() -> dict[str, Any]:
         batch = parse_batch(body)
-        durable = apply_batch(state.db, principal, batch)
-        return {"run_id": batch.run_id, "durable_seq": durable}
+        outcome = apply_batch(state.db, principal, batch)
+        if outcome.rejected:  # the rest of the batch is committed; say what was refused
+            raise RecordsRefused(outcome.durable_seq, outcome.rejected)
+        return {"run_id": batch.run_id, "durable_seq": outcome.durable_seq}
 
     return respond(request, await run_in_threadpool(work))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from . import _filters, _history, _runs
+from . import _filters, _history, _rejections, _runs
 from . import _schema as s
 from ._auth import visible_entities
 from ._http import Caller, app_state, member_entity, respond
@@ -69,12 +69,16 @@ def runs(
     return respond(request, {"runs": [doc for doc in docs if keep(doc)]})
 
 
-@router.get("/runs/{entity}/{project}/{run_id}", summary="One run")
+@router.get(
+    "/runs/{entity}/{project}/{run_id}",
+    summary="One run, with the records ingest refused (rejected_records, rejected_count)",
+)
 def run(request: Request, entity: str, project: str, run_id: str, principal: Caller) -> Response:
     ent = member_entity(request, principal, entity)
     with app_state(request).db.read() as conn:
         row = _runs.get_run(conn, ent, project, run_id)
-    return respond(request, _runs.run_json(row, ent.name, project))
+        rejected = _rejections.for_run(conn, row.id)
+    return respond(request, dict(_runs.run_json(row, ent.name, project), **rejected))
 
 
 @router.get("/runs/{entity}/{project}/{run_id}/history", summary="A run's history")

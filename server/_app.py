@@ -29,7 +29,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 async def _server_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServerError)
-    return _error(exc.status, exc.code, exc.message)
+    return JSONResponse(exc.body(), status_code=exc.status)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from . import _schema as s
+from ._accounts import check_name
 from ._keys import hash_key, when
 from .errors import Forbidden, Unauthorized
 
@@ -74,7 +75,7 @@ def require_admin(principal: Principal) -> None:
 
 def entity_for(conn: Connection, principal: Principal, name: str | None) -> Entity:
     """The entity ``name`` (the user's own for ``None``) if the user may use it."""
-    name = principal.name if name is None else name
+    name = principal.name if name is None else check_name("entity", name)
     row = conn.execute(
         select(s.entities.c.id)
         .join(s.members, s.members.c.entity_id == s.entities.c.id)

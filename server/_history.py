@@ -9,8 +9,33 @@ from sqlalchemy import Connection, select
 
 from . import _schema as s
 from ._downsample import select_points
+from ._record_rules import INT64_MAX, INT64_MIN, MAX_KEY_LEN
 from ._values import decode_value
 from .errors import BadRequest
+
+MAX_SAMPLES = 100_000
+MAX_KEYS = 1000
+
+
+def _step_param(name: str, value: int | None) -> int | None:
+    if value is not None and not INT64_MIN <= value <= INT64_MAX:
+        raise BadRequest(f"{name}={value} is outside int64; steps are from -2**63 to 2**63-1")
+    return value
+
+
+def _keys_param(keys: str | None) -> list[str] | None:
+    if not keys:
+        return None
+    names = [k for k in keys.split(",") if k]
+    if len(names) > MAX_KEYS:
+        raise BadRequest(f"keys names {len(names)} keys; ask for at most {MAX_KEYS} keys at once")
+    for name in names:
+        if len(name) > MAX_KEY_LEN or "\x00" in name:
+            raise BadRequest(
+                f"keys holds {name[:40]!r}, which no key can be: keys have at most "
+                f"{MAX_KEY_LEN} characters and no NUL"
+            )
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +49,17 @@ class HistoryQuery:
     def from_params(
         cls, keys: str | None, min_step: int | None, max_step: int | None, samples: int | None
     ) -> HistoryQuery:
-        if samples is not None and samples < 2:
-            raise BadRequest(f"samples={samples} is too small; ask for at least 2 points")
-        names = [k for k in keys.split(",") if k] if keys else None
-        return cls(names, min_step, max_step, samples)
+        """The query for the history route's parameters, or :class:`BadRequest` (400)."""
+        if samples is not None and not 2 <= samples <= MAX_SAMPLES:
+            raise BadRequest(
+                f"samples={samples} is out of range; ask for 2 to {MAX_SAMPLES} points per key"
+            )
+        return cls(
+            _keys_param(keys),
+            _step_param("min_step", min_step),
+            _step_param("max_step", max_step),
+            samples,
+        )
 
 
 def _select(run_pk: int, query: HistoryQuery, by_key: bool) -> Any:

@@ -1,9 +1,19 @@
 """Applying an ingest batch: msgpack records in, one transaction, each ``seq`` at most once.
 
 A batch is a msgpack map ``{"entity", "project", "run_id", "records"}`` whose records are
-the arrays :mod:`trackd._protocol` encodes, in increasing ``seq`` order. The run is locked,
-every record with ``seq <= last_seq`` is skipped (so a retried batch changes nothing), the
-rest are applied, and ``last_seq`` moves to the last one, all in the same transaction.
+the arrays :mod:`trackd._wire.records` encodes, in increasing ``seq`` order. Two kinds of wrong:
+
+- a broken envelope (not msgpack, not such a map, a bad run id or project, a record that is
+  not an array of int kind, this batch's run id and an int ``seq`` in 1..2**63-1, or seqs
+  not increasing) refuses the whole batch with :class:`InvalidRecord` (422); nothing is
+  applied. The daemon never stores such a record.
+- a record that breaks :mod:`._record_rules` (or is of a kind the server does not store) is
+  refused on its own, before the database is touched; the valid records are applied.
+
+The run is locked, every record with ``seq <= last_seq`` is skipped (so a retried batch
+changes nothing), the rest are applied, the refused ones are kept in ``rejected_records``,
+and ``last_seq`` moves to the batch's last seq, refused records included, all in the same
+transaction. The same record always gets the same answer: the checks read nothing but it.
 """
 
 from __future__ import annotations
@@ -18,28 +28,45 @@ import msgpack
 from sqlalchemy import Connection, Row, select, update
 from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
-from trackd._wire.summary import dump_state, load_state
+from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _runs, _summaries
+from . import _rejections, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
-from ._values import K_FLOAT, check_key, encode_value
+from ._record_rules import INT64_MAX, record_problem
+from ._values import K_FLOAT, StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
-FINISH_STATES = frozenset({"finished", "failed", "crashed"})
+_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
+_COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
+
+Encoded = dict[str, StoredValue]  # a History's list and map values, encoded while checking
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """A parsed batch: its valid records, and ``(seq, reason)`` for each refused one."""
+
     entity: str | None
     project: str
     run_id: str
     records: list[Any]
+    rejected: list[tuple[int, str]]
+    last_seq: int  # the batch's highest seq, refused records included (0: no records)
+    encoded: dict[int, Encoded]  # by seq
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The run's ``last_seq`` after commit, and the records of this batch refused now."""
+
+    durable_seq: int
+    rejected: list[tuple[int, str]]
 
 
 def parse_batch(body: bytes) -> Batch:
-    """The batch in a request body, or :class:`InvalidRecord` saying what is wrong."""
+    """The checked batch in a request body, or :class:`InvalidRecord` for a broken envelope."""
     try:
         doc = decode_body(body)
     except p.DecodeError as exc:
@@ -52,42 +79,70 @@ def parse_batch(body: bytes) -> Batch:
         run_id = _runs.check_run_id(doc.run_id)
     except BadRequest as exc:
         raise InvalidRecord(exc.message) from exc
-    return Batch(entity, project, run_id, _decode_records(run_id, doc.records))
-
-
-def _decode_records(run_id: str, raw: list[Any]) -> list[Any]:
     records: list[Any] = []
+    rejected: list[tuple[int, str]] = []
+    encoded: dict[int, Encoded] = {}
     last = 0
-    for index, fields in enumerate(raw):
+    for index, fields in enumerate(doc.records):
+        last = _envelope_seq(index, fields, run_id, last)
+        record, problem = _check_record(fields, encoded)
+        if problem is None:
+            records.append(record)
+        else:
+            rejected.append((last, problem))
+    return Batch(entity, project, run_id, records, rejected, last, encoded)
+
+
+def _envelope_seq(index: int, fields: Any, run_id: str, last: int) -> int:
+    """The record's seq, or :class:`InvalidRecord` if its envelope is broken."""
+    if type(fields) is not list or len(fields) < 3 or type(fields[0]) is not int:
+        raise InvalidRecord(
+            f"record #{index} is malformed: a record is a msgpack array "
+            "[kind, run_id, seq, ...] with an int kind"
+        )
+    if fields[1] != run_id:
+        raise InvalidRecord(
+            f"record #{index} belongs to run {fields[1]!r}, not to this batch's "
+            f"run {run_id!r}; send one batch per run"
+        )
+    seq = fields[2]
+    if type(seq) is not int or not last < seq <= INT64_MAX:
+        raise InvalidRecord(
+            f"record #{index} has seq {seq!r} after seq {last}; seqs must be ints from 1 "
+            "to 2**63-1, in increasing order"
+        )
+    return seq
+
+
+def _check_record(fields: list[Any], encoded: dict[int, Encoded]) -> tuple[Any, str | None]:
+    """The record and ``None``, or what is wrong with it; a History's values go in ``encoded``."""
+    try:
+        record: Any = p.from_fields(fields)
+    except p.DecodeError as exc:
+        return None, f"{exc}; {_STORED}"
+    if record.kind not in p.STORED_KINDS:
+        name = p.KIND_NAMES[record.kind]
+        return None, f"{name} (kind {record.kind}) is a control message, never stored; {_STORED}"
+    problem = record_problem(record)
+    if problem is None and record.kind == p.HISTORY:
         try:
-            record = p.from_fields(fields)
-        except p.DecodeError as exc:
-            raise InvalidRecord(f"record #{index} is malformed: {exc}") from exc
-        if record.kind not in p.STORED_KINDS:
-            raise InvalidRecord(
-                f"record #{index} is a {p.KIND_NAMES[record.kind]} (kind {record.kind}), which is "
-                "never stored; send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
-            )
-        if record.run_id != run_id:
-            raise InvalidRecord(
-                f"record #{index} belongs to run {record.run_id!r}, not to this batch's "
-                f"run {run_id!r}; send one batch per run"
-            )
-        if type(record.seq) is not int or record.seq <= last:
-            raise InvalidRecord(
-                f"record #{index} has seq {record.seq!r} after seq {last}; seqs must be "
-                "positive ints in increasing order"
-            )
-        last = record.seq
-        records.append(record)
-    return records
+            composite = _encode_composites(record.data)
+        except InvalidRecord as exc:
+            problem = f"History {exc.message}"
+        else:
+            if composite:
+                encoded[record.seq] = composite
+    return record, problem
 
 
-def apply_batch(db: Database, principal: Principal, batch: Batch) -> int:
-    """Apply ``batch`` in one transaction; returns the run's ``last_seq`` after commit."""
+def _encode_composites(data: dict[str, Any]) -> dict[str, StoredValue]:
+    """The stored form of a History's list and map values (JSON, which may be too big)."""
+    return {k: encode_value(k, v) for k, v in data.items() if type(v) is list or type(v) is dict}
+
+
+def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
+    """Apply the batch's valid records and keep its refused ones, in one transaction."""
     start = next((r.start_time for r in batch.records if r.kind == p.RUN_START), None)
-    if start is not None and not isinstance(start, (int, float)):
-        raise InvalidRecord(f"RunStart record: start_time {start!r} must be a number")
     with db.write() as conn:
         entity = entity_for(conn, principal, batch.entity)
         db.insert_ignore(
@@ -99,11 +154,16 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> int:
         assert project is not None
         run = _lock_run(db, conn, project, batch.run_id, start)
         fresh = [r for r in batch.records if r.seq > run.last_seq]
+        refused = [(seq, reason) for seq, reason in batch.rejected if seq > run.last_seq]
         values: dict[str, Any] = {"heartbeat_at": time.time()}
         if fresh:
-            values.update(_Applier(conn, db, run).apply(fresh))
+            values.update(_Applier(conn, db, run, batch.encoded).apply(fresh))
+        if refused:
+            _rejections.store(conn, db.is_sqlite, run.id, refused)
+        if batch.last_seq > run.last_seq:
+            values["last_seq"] = batch.last_seq
         conn.execute(update(s.runs).where(s.runs.c.id == run.id).values(**values))
-        return int(values.get("last_seq", run.last_seq))
+        return Outcome(int(values.get("last_seq", run.last_seq)), refused)
 
 
 def _lock_run(
@@ -144,10 +204,12 @@ def write_history(db: Database, conn: Connection, rows: list[tuple[Any, ...]]) -
 
 
 class _Applier:
-    """Folds fresh records into column values and history rows for one run."""
+    """Folds fresh, checked records into column values and history rows for one run."""
 
-    def __init__(self, conn: Connection, db: Database, run: Row[Any]) -> None:
-        self.conn, self.db, self.run = conn, db, run
+    def __init__(
+        self, conn: Connection, db: Database, run: Row[Any], encoded: dict[int, Encoded]
+    ) -> None:
+        self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
         self.rows: list[tuple[Any, ...]] = []
         self.key_ids: dict[str, int] | None = None
@@ -173,10 +235,10 @@ class _Applier:
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
-        return self._finish_values(records[-1].seq)
+        return self._finish_values()
 
-    def _finish_values(self, last_seq: int) -> dict[str, Any]:
-        values = dict(self.values, last_seq=last_seq, last_step=self.last_step)
+    def _finish_values(self) -> dict[str, Any]:
+        values = dict(self.values, last_step=self.last_step)
         if self.config is not None:
             values["config"] = msgpack.packb(self.config, use_bin_type=True)
         if self.summary_changed:
@@ -184,26 +246,17 @@ class _Applier:
             values["summary_state"] = dump_state(self.summary)
         return values
 
-    def _merge_config(self, data: Any, what: str) -> None:
-        if not isinstance(data, dict):
-            raise InvalidRecord(f"{what}: config must be a map, got {type(data).__name__}")
+    def _merge_config(self, data: dict[str, Any]) -> None:
         if self.config is None:
             self.config = _runs.unpack(self.run.config)
         self.config.update(data)
 
     def _run_start(self, r: p.RunStart) -> None:
-        tags = r.tags or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise InvalidRecord(f"RunStart record seq {r.seq}: tags must be a list of str")
-        for field in ("name", "group", "job_type", "notes", "host", "program", "git_commit"):
-            value = getattr(r, field)
-            if value is not None and not isinstance(value, str):
-                raise InvalidRecord(f"RunStart record seq {r.seq}: {field} must be a str")
         self.values.update(
             name=r.name or self.run.run_id,
             run_group=r.group,
             job_type=r.job_type,
-            tags=json.dumps(tags),
+            tags=json.dumps(r.tags or []),
             notes=r.notes,
             host=r.host,
             program=r.program,
@@ -212,26 +265,15 @@ class _Applier:
             finished_at=None,
             exit_code=None,
         )
-        self._merge_config(r.config or {}, f"RunStart record seq {r.seq}")
+        self._merge_config(r.config or {})
 
     def _run_update(self, r: p.RunUpdate) -> None:
-        if not isinstance(r.data, dict):
-            raise InvalidRecord(f"RunUpdate record seq {r.seq}: data must be a map")
-        columns = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
         for key, value in r.data.items():
             if key == "tags":
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise InvalidRecord(f"RunUpdate record seq {r.seq}: tags must be a list of str")
                 self.values["tags"] = json.dumps(value)
-            elif key in columns:
-                if value is not None and not isinstance(value, str):
-                    raise InvalidRecord(f"RunUpdate record seq {r.seq}: {key} must be a str")
-                self.values[columns[key]] = value or (self.run.run_id if key == "name" else None)
-            else:
-                raise InvalidRecord(
-                    f"RunUpdate record seq {r.seq}: {key!r} is not one of "
-                    f"{', '.join(p.UPDATABLE_FIELDS)}"
-                )
+            else:  # an empty name falls back to the run id, as at RunStart
+                column = _COLUMNS_UPDATED[key]
+                self.values[column] = value or (self.run.run_id if key == "name" else None)
 
     def _load_key_ids(self) -> dict[str, int]:
         rows = self.conn.execute(
@@ -240,7 +282,6 @@ class _Applier:
         return {key: int(key_id) for key, key_id in rows}
 
     def _new_key(self, key: str) -> int:
-        check_key(key)
         assert self.key_ids is not None
         self.db.insert_ignore(self.conn, s.run_keys, {"run_pk": self.run.id, "key": key})
         key_id = self.conn.execute(
@@ -252,48 +293,37 @@ class _Applier:
         return int(key_id)
 
     def _history(self, r: p.History) -> None:
-        step, t, data = r.step, r.time, r.data
-        if type(step) is not int or type(t) not in (float, int) or type(data) is not dict:
-            raise InvalidRecord(
-                f"History record seq {r.seq}: step must be an int, time a number and data "
-                f"a map; got step {step!r}, time {t!r}, data {type(data).__name__}"
-            )
         if self.key_ids is None:
             self.key_ids = self._load_key_ids()
         ids, rows, run_pk = self.key_ids, self.rows, self.run.id
-        for key, value in data.items():
+        step, t = r.step, float(r.time)
+        composite = self.encoded.get(r.seq, {})
+        for key, value in r.data.items():
             key_id = ids.get(key)
             if key_id is None:
                 key_id = self._new_key(key)
             if type(value) is float and value - value == 0.0:
                 rows.append((run_pk, key_id, step, t, K_FLOAT, value, None, None))
             else:
-                rows.append((run_pk, key_id, step, t, *encode_value(key, value)))
-        self.summary.observe(data)
+                stored = composite.get(key) or encode_value(key, value)
+                rows.append((run_pk, key_id, step, t, *stored))
+        self.summary.observe(r.data)
         self.summary_changed = True
         if self.last_step is None or step > self.last_step:
             self.last_step = step
 
     def _config(self, r: p.Config) -> None:
-        self._merge_config(r.data, f"Config record seq {r.seq}")
+        self._merge_config(r.data)
 
     def _summary(self, r: p.Summary) -> None:
-        if not isinstance(r.data, dict):
-            raise InvalidRecord(f"Summary record seq {r.seq}: data must be a map")
         self.summary.set_explicit(r.data)
         self.summary_changed = True
 
     def _metric(self, r: p.Metric) -> None:
-        self.summary.define(_summaries.metric_def(r.name, r.step_metric, r.summary, r.goal))
+        modes = parse_summary_modes(r.summary)
+        self.summary.define(MetricDef(r.name, r.step_metric, modes, r.goal))
         self.summary_changed = True
 
     def _finish(self, r: p.Finish) -> None:
-        if r.state not in FINISH_STATES:
-            raise InvalidRecord(
-                f"Finish record seq {r.seq}: state {r.state!r} is not one of "
-                f"{sorted(FINISH_STATES)}"
-            )
-        if r.exit_code is not None and type(r.exit_code) is not int:
-            raise InvalidRecord(f"Finish record seq {r.seq}: exit_code must be an int or nil")
-        finished_at = r.time if isinstance(r.time, (int, float)) else time.time()
+        finished_at = float(r.time) if r.time is not None else time.time()
         self.values.update(state=r.state, exit_code=r.exit_code, finished_at=finished_at)

@@ -3,12 +3,13 @@
 The ``schema_version`` table holds one row with the number of the last migration applied. A
 server started on an older database applies the missing ones before it serves. Migrations
 are SQL with three dialect placeholders: ``{id}`` (an auto-numbered primary key), ``{blob}``
-and ``{without_rowid}``. Never edit a released migration; append a new one.
+and ``{without_rowid}``; a statement only one dialect needs is a map from dialect name to SQL.
+Never edit a released migration; append a new one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, Engine, text
 
@@ -108,10 +109,24 @@ _V3_KEY_EXPIRY_AND_REVOCATION = (
     "CREATE INDEX ix_api_keys_user ON api_keys (user_id)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (
+_V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES = (
+    # records an ingest batch refused, so users can see what never landed (see _ingest)
+    """CREATE TABLE rejected_records (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        seq BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        rejected_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_pk, seq)) {without_rowid}""",
+    # exit codes pass int32 on Windows (NTSTATUS 0xC0000005); SQLite's INTEGER is 64-bit already
+    {"postgresql": "ALTER TABLE runs ALTER COLUMN exit_code TYPE BIGINT"},
+)
+
+Statement = str | Mapping[str, str]
+MIGRATIONS: tuple[Sequence[Statement], ...] = (
     _V1_INITIAL,
     _V2_PROGRAM_AND_REAPER_INDEX,
     _V3_KEY_EXPIRY_AND_REVOCATION,
+    _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES,
 )
 LATEST = len(MIGRATIONS)
 
@@ -132,11 +147,14 @@ def migrate(engine: Engine, upto: int = LATEST) -> tuple[int, int]:
             f"the database is at schema version {before}, newer than this trackd server "
             f"knows ({LATEST}); upgrade the trackd server"
         )
-    tokens = _DIALECT[engine.dialect.name]
+    dialect = engine.dialect.name
+    tokens = _DIALECT[dialect]
     for number in range(before + 1, upto + 1):
         with engine.begin() as conn:
             for statement in MIGRATIONS[number - 1]:
-                conn.execute(text(statement.format(**tokens)))
+                sql = statement if isinstance(statement, str) else statement.get(dialect)
+                if sql is not None:
+                    conn.execute(text(sql.format(**tokens)))
             conn.execute(text("DELETE FROM schema_version"))
             conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
     return before, max(before, upto)

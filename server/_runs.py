@@ -13,6 +13,7 @@ from trackd._wire.limits import RUN_ID_RULE, valid_run_id
 from . import _schema as s
 from ._accounts import check_name
 from ._auth import Entity
+from ._values import render
 from .errors import BadRequest, NotFound
 
 RUN_STATES = frozenset({"running", "finished", "failed", "crashed"})
@@ -30,6 +31,8 @@ def unpack(blob: bytes | None) -> Any:
 
 
 def project_id(conn: Connection, entity: Entity, project: str) -> int | None:
+    """The project's id, ``None`` if it does not exist, or 400 for a name none can have."""
+    ensure_project(project)
     return conn.execute(
         select(s.projects.c.id).where(
             s.projects.c.entity_id == entity.id, s.projects.c.name == project
@@ -38,7 +41,8 @@ def project_id(conn: Connection, entity: Entity, project: str) -> int | None:
 
 
 def find_run(conn: Connection, entity: Entity, project: str, run_id: str) -> Row[Any] | None:
-    """The run's row, or ``None`` if the project or the run does not exist."""
+    """The run's row, ``None`` if the project or the run does not exist, or 400 for a bad id."""
+    check_run_id(run_id)
     pid = project_id(conn, entity, project)
     if pid is None:
         return None
@@ -83,7 +87,7 @@ def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[
 
 
 def run_json(row: Row[Any], entity: str, project: str) -> dict[str, Any]:
-    """The API's view of a run."""
+    """The API's view of a run (config and summary rendered whatever they hold)."""
     return {
         "id": row.run_id,
         "entity": entity,
@@ -94,8 +98,8 @@ def run_json(row: Row[Any], entity: str, project: str) -> dict[str, Any]:
         "tags": json.loads(row.tags),
         "notes": row.notes,
         "state": row.state,
-        "config": unpack(row.config),
-        "summary": unpack(row.summary),
+        "config": render(unpack(row.config)),
+        "summary": render(unpack(row.summary)),
         "created_at": row.created_at,
         "heartbeat_at": row.heartbeat_at,
         "finished_at": row.finished_at,

@@ -108,7 +108,7 @@ runs = Table(
     Column("host", Text),
     Column("program", Text),  # migration 2
     Column("git_commit", Text),
-    Column("exit_code", Integer),
+    Column("exit_code", BigInteger),  # migration 4 widened it from INTEGER
     Column("last_seq", BigInteger, nullable=False),
     Column("last_step", BigInteger),
 )
@@ -132,4 +132,13 @@ history = Table(
     Column("num", Double),
     Column("ival", BigInteger),
     Column("text", Text),
+)
+
+rejected_records = Table(  # migration 4
+    "rejected_records",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("rejected_at", Double, nullable=False),
 )

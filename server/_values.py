@@ -1,7 +1,9 @@
-"""History values in and out of the database, and values in JSON.
+"""History values in and out of the database, and values in answers.
 
 A value is stored as ``(kind, num, ival, text)``; see :mod:`._schema` for the table of kinds.
-JSON cannot carry NaN or infinities, so JSON answers spell them ``"NaN"``, ``"Infinity"`` and
+Ingest accepts only the values :mod:`._record_rules` allows; :func:`render` turns whatever is
+stored (rows written before those rules, too) into something both answers can carry. JSON
+cannot carry NaN or infinities, so JSON answers spell them ``"NaN"``, ``"Infinity"`` and
 ``"-Infinity"``; msgpack answers carry real floats.
 """
 
@@ -11,16 +13,15 @@ import json
 import math
 from typing import Any
 
-from trackd._wire.limits import (
-    INT64_MAX,
-    INT64_MIN,
-    MAX_KEY_LEN,
-    MAX_VALUE_BYTES,
-    UINT64_MAX,
-    str_too_long,
-)
+import msgpack
+from trackd._wire.limits import INT64_MAX, INT64_MIN, MAX_VALUE_BYTES, UINT64_MAX
 
 from .errors import InvalidRecord
+
+# deeper than anything ingest accepts (32, plus a summary's aggregate map); older rows may be
+# deeper, and their depths past this are shown as a marker instead of recursing on
+MAX_RENDER_DEPTH = 64
+TOO_DEEP = "<nested too deep>"
 
 K_NULL, K_INT, K_BIGINT, K_BOOL, K_FLOAT, K_NAN, K_POS_INF, K_NEG_INF, K_STR, K_JSON = range(10)
 
@@ -29,39 +30,25 @@ StoredValue = tuple[int, float | None, int | None, str | None]
 _NON_FINITE: dict[int, float] = {K_NAN: math.nan, K_POS_INF: math.inf, K_NEG_INF: -math.inf}
 
 
-def check_key(key: Any) -> str:
-    if type(key) is not str:
-        raise InvalidRecord(f"history key {key!r} is a {type(key).__name__}; keys must be str")
-    if len(key) > MAX_KEY_LEN:
-        raise InvalidRecord(
-            f"history key {key[:40]!r}... is {len(key)} characters long; "
-            f"keys may have at most {MAX_KEY_LEN}"
-        )
-    return key
-
-
-def _too_big(key: str, size: int) -> InvalidRecord:
-    return InvalidRecord(
-        f"value for key {key!r} is {size} bytes; a single value may be at most "
-        f"{MAX_VALUE_BYTES} bytes (1 MiB), log a smaller value or upload a file"
-    )
-
-
 def _encode_json(key: str, v: Any) -> StoredValue:
     try:
         doc = json.dumps(v, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidRecord(
             f"value for key {key!r} is a {type(v).__name__} that cannot be stored ({exc}); "
             "log numbers, strings, bools, None, or dicts/lists of those"
         ) from exc
     if len(doc) > MAX_VALUE_BYTES:
-        raise _too_big(key, len(doc))
+        raise InvalidRecord(
+            f"value for key {key!r} is {len(doc)} bytes as JSON; a list or map value may be "
+            f"at most {MAX_VALUE_BYTES} bytes (1 MiB), log a smaller value or upload a file"
+        )
     return (K_JSON, None, None, doc)
 
 
 def encode_value(key: str, v: Any) -> StoredValue:
-    """One history value as ``(kind, num, ival, text)``, or :class:`InvalidRecord`."""
+    """One history value, already checked by :mod:`._record_rules`, as ``(kind, num, ival,
+    text)``; a list or map too big as JSON is :class:`InvalidRecord`."""
     t = type(v)
     if t is float:
         if v - v == 0.0:  # finite
@@ -70,23 +57,14 @@ def encode_value(key: str, v: Any) -> StoredValue:
     if t is int:
         if INT64_MIN <= v <= INT64_MAX:
             return (K_INT, None, v, None)
-        if v <= UINT64_MAX:
-            return (K_BIGINT, None, None, str(v))
-        raise InvalidRecord(f"value for key {key!r} is an int that does not fit in 64 bits")
+        return (K_BIGINT, None, None, str(v))
     if t is bool:
         return (K_BOOL, None, int(v), None)
     if v is None:
         return (K_NULL, None, None, None)
     if t is str:
-        if str_too_long(v):
-            raise _too_big(key, len(v.encode()))
         return (K_STR, None, None, v)
-    if t is dict or t is list:
-        return _encode_json(key, v)
-    raise InvalidRecord(
-        f"value for key {key!r} is a {t.__name__}; history values are int, float, bool, str, "
-        "None, or a dict/list of those"
-    )
+    return _encode_json(key, v)
 
 
 def decode_value(kind: int, num: float | None, ival: int | None, text: str | None) -> Any:
@@ -104,8 +82,50 @@ def decode_value(kind: int, num: float | None, ival: int | None, text: str | Non
     if kind == K_BIGINT:
         return int(text or 0)
     if kind == K_JSON:
-        return json.loads(text or "null")
+        try:
+            return render(json.loads(text or "null"))
+        except (ValueError, RecursionError):
+            return f"<unreadable JSON value: {(text or '')[:40]!r}>"
     return None
+
+
+def _render_scalar(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, msgpack.Timestamp):
+        seconds, nanoseconds = divmod(obj.to_unix_nano(), 10**9)
+        return f"<msgpack Timestamp {seconds}.{nanoseconds:09d}>"
+    if isinstance(obj, msgpack.ExtType):
+        return f"<msgpack ext type {obj.code}: {obj.data.hex()}>"
+    if type(obj) is int and not INT64_MIN <= obj <= UINT64_MAX:
+        return str(obj)  # neither msgpack nor every JSON reader takes it as a number
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return f"<{type(obj).__name__}>"
+
+
+def _render_key(key: Any) -> str:
+    return key if type(key) is str else str(_render_scalar(key))
+
+
+def render(obj: Any, depth: int = 0) -> Any:
+    """``obj`` as values a JSON or msgpack answer can carry, whatever was stored.
+
+    Bytes become hex, msgpack ext values a tagged string, keys str, and anything nested
+    deeper than ``MAX_RENDER_DEPTH`` the string ``"<nested too deep>"``::
+
+        >>> render({b"k": msgpack.ExtType(7, b"\\x01")})
+        {'6b': '<msgpack ext type 7: 01>'}
+    """
+    if isinstance(obj, dict):
+        if depth >= MAX_RENDER_DEPTH:
+            return TOO_DEEP
+        return {_render_key(k): render(v, depth + 1) for k, v in obj.items()}
+    if type(obj) is list or type(obj) is tuple:  # not ExtType, a namedtuple
+        if depth >= MAX_RENDER_DEPTH:
+            return TOO_DEEP
+        return [render(v, depth + 1) for v in obj]
+    return _render_scalar(obj)
 
 
 def _json_safe(obj: Any) -> Any:
@@ -115,13 +135,11 @@ def _json_safe(obj: Any) -> Any:
         return {k: _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
-    if isinstance(obj, bytes):
-        return obj.hex()
     return obj
 
 
 def to_json(obj: Any) -> bytes:
-    """``obj`` as strict JSON, with non-finite floats spelled as strings."""
+    """``obj`` (already :func:`render`-ed) as strict JSON, non-finite floats spelled as strings."""
     try:
         return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode()
     except (ValueError, TypeError):

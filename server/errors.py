@@ -12,7 +12,8 @@ into ``{"error": {"code": ..., "message": ...}}`` with that status::
         ├── RequestTimeout     408  the request body stopped arriving
         ├── Conflict           409  the name is taken, or a file path clashes with a folder
         ├── PayloadTooLarge    413  the body is over the limit
-        ├── InvalidRecord      422  an ingest batch holds a record the server cannot apply
+        ├── InvalidRecord      422  an ingest batch is malformed; nothing of it was applied
+        ├── RecordsRefused     422  some records of a batch were refused, the rest applied
         └── StartupError       (CLI) the server cannot start with these settings
 
 Foreign exceptions (SQLAlchemy, msgpack, OS errors) are converted where they are caught,
@@ -21,7 +22,10 @@ with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from trackd._wire.error_body import error_body
+from trackd._wire.ingest import Rejection, answer_body
 from trackd.errors import Error
 
 
@@ -35,7 +39,7 @@ class ServerError(Error):
         super().__init__(message)
         self.message = message
 
-    def body(self) -> dict[str, dict[str, str]]:
+    def body(self) -> dict[str, Any]:
         """The JSON error body the API answers with."""
         return error_body(self.code, self.message)
 
@@ -80,6 +84,30 @@ class InvalidRecord(ServerError):
     code = "invalid_record"
 
 
+class RecordsRefused(ServerError):
+    """Some records of an ingest batch were refused; the others were applied and committed.
+
+    The body adds ``durable_seq`` (the run's ``last_seq`` after the commit, past the refused
+    records too, so a retry changes nothing) and ``rejected``: ``[{"seq", "reason"}, ...]``.
+    """
+
+    status = 422
+    code = "invalid_records"
+    _SHOWN = 10
+
+    def __init__(self, durable_seq: int, rejected: list[tuple[int, str]]) -> None:
+        n = len(rejected)
+        shown = "; ".join(f"seq {seq}: {reason}" for seq, reason in rejected[: self._SHOWN])
+        more = f"; and {n - self._SHOWN} more" if n > self._SHOWN else ""
+        super().__init__(f"{n} record{'s' if n != 1 else ''} refused: {shown}{more}")
+        self.durable_seq = durable_seq
+        self.rejected = rejected
+
+    def body(self) -> dict[str, Any]:
+        rejected = [Rejection(seq, reason) for seq, reason in self.rejected]
+        return dict(super().body(), **answer_body(self.durable_seq, rejected))
+
+
 class StartupError(ServerError):
     """The server (or an admin command) cannot start with the given settings."""
 
@@ -93,6 +121,7 @@ __all__ = [
     "InvalidRecord",
     "NotFound",
     "PayloadTooLarge",
+    "RecordsRefused",
     "RequestTimeout",
     "ServerError",
     "StartupError",

@@ -75,3 +75,38 @@ def get_msgpack(client: httpx.Client, url: str, **params: Any) -> Any:
     response = client.get(url, params=params, headers={"Accept": "application/msgpack"})
     assert response.status_code == 200, response.text
     return unpack(response)
+
+
+def packed(record: Any) -> bytes:
+    """One record (a protocol NamedTuple or a plain list) as the msgpack the daemon stores."""
+    return msgpack.packb(list(record), use_bin_type=True)
+
+
+def nested_list(depth: int, leaf: bytes = b"\xc0") -> bytes:
+    """msgpack for ``[[[...leaf...]]]`` nested ``depth`` deep, beyond what ``packb`` allows."""
+    return b"\x91" * depth + leaf
+
+
+def raw_history(run_id: str, seq: int, step: int, key: str, raw_value: bytes) -> bytes:
+    """A History record whose one value is given as raw msgpack bytes."""
+    head = msgpack.packb([p.HISTORY, run_id, seq, step, 1000.0 + step], use_bin_type=True)
+    # the array header says 5 fields; make it 6 and append the data map {key: raw_value}
+    assert head[0] == 0x95
+    return b"\x96" + head[1:] + b"\x81" + msgpack.packb(key) + raw_value
+
+
+def raw_body(
+    run_id: str, records: list[bytes], project: str = "proj", entity: str | None = None
+) -> bytes:
+    """An ingest body from records that are already msgpack (see :func:`packed`)."""
+    packer = msgpack.Packer(use_bin_type=True)
+    head = packer.pack_map_header(4)
+    for key, value in (("entity", entity), ("project", project), ("run_id", run_id)):
+        head += packer.pack(key) + packer.pack(value)
+    return (
+        head + packer.pack("records") + packer.pack_array_header(len(records)) + b"".join(records)
+    )
+
+
+def ingest_raw(client: httpx.Client, run_id: str, records: list[bytes]) -> httpx.Response:
+    return client.post("/ingest", content=raw_body(run_id, records), headers=MSGPACK)

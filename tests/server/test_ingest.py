@@ -8,7 +8,6 @@ import httpx
 import msgpack
 from trackd._wire import records as p
 
-from tests._support.server import ServerProcess
 from tests.server._batches import (
     MSGPACK,
     body,
@@ -133,28 +132,38 @@ def _error(response: httpx.Response, status: int, *fragments: str) -> str:
     return message
 
 
-def test_bad_batches_are_clear_4xx(server: ServerProcess, admin: httpx.Client) -> None:
+def test_broken_batches_are_refused_whole(admin: httpx.Client) -> None:
     post = admin.post
     _error(post("/ingest", content=b"\xc1junk", headers=MSGPACK), 422, "not valid msgpack")
     _error(post("/ingest", content=msgpack.packb([1, 2]), headers=MSGPACK), 422, "records")
-    long_key = "k" * 513
-    bad = [run_start("bad"), history("bad", 2, 0, {long_key: 1.0})]
-    _error(ingest(admin, "bad", bad), 422, "513 characters", "at most 512")
-    big = [run_start("bad"), history("bad", 2, 0, {"text": "x" * (1 << 20 + 1)})]
-    _error(ingest(admin, "bad", big), 422, "'text'", "1 MiB")
-    unknown = [run_start("bad"), [99, "bad", 2, "?"]]
-    _error(ingest(admin, "bad", unknown), 422, "unknown record kind 99")
-    control = [p.Flush(p.FLUSH, "bad", 3)]
-    _error(ingest(admin, "bad", control), 422, "Flush", "never stored")
     order = [run_start("bad", seq=5), history("bad", 4, 0, {"a": 1})]
     _error(ingest(admin, "bad", order), 422, "seq 4 after seq 5")
-    short = [[p.HISTORY, "bad", 2]]
-    _error(ingest(admin, "bad", short), 422, "record #0 is malformed")
-    wrong_run = [history("other", 2, 0, {"a": 1})]
+    short = [run_start("bad"), [p.HISTORY, "bad"]]
+    _error(ingest(admin, "bad", short), 422, "record #1 is malformed")
+    wrong_run = [run_start("bad"), history("other", 2, 0, {"a": 1})]
     _error(ingest(admin, "bad", wrong_run), 422, "'other'")
-    _error(ingest(admin, "bad", [finish("bad", 2, state="exploded")]), 422, "exploded")
+    zero = [p.Config(p.CONFIG, "bad", 0, {})]
+    _error(ingest(admin, "bad", zero), 422, "seq 0 after seq 0")
     # nothing of the refused batches was applied
     assert admin.get("/runs/admin/proj/bad").status_code == 404
+
+
+def test_bad_records_are_refused_one_by_one(admin: httpx.Client) -> None:
+    cases = {
+        "key": (history("key", 2, 0, {"k" * 513: 1.0}), ("513 characters", "at most 512")),
+        "big": (history("big", 2, 0, {"text": "x" * (1 << 20 + 1)}), ("'text'", "1 MiB")),
+        "json": (history("json", 2, 0, {"l": ["x" * 600_000] * 2}), ("'l'", "as JSON", "1 MiB")),
+        "kind": ([99, "kind", 2, "?"], ("unknown record kind 99",)),
+        "flush": (p.Flush(p.FLUSH, "flush", 2), ("Flush", "never stored")),
+        "short": ([p.HISTORY, "short", 2], ("History needs 6 fields, got 3",)),
+        "state": (finish("state", 2, state="exploded"), ("exploded",)),
+    }
+    for run_id, (record, fragments) in cases.items():
+        response = ingest(admin, run_id, [run_start(run_id), record])
+        message = _error(response, 422, "1 record refused: seq 2: ", *fragments)
+        assert response.json()["durable_seq"] == 2, message
+        run = admin.get(f"/runs/admin/proj/{run_id}").json()
+        assert (run["name"], run["last_seq"], run["rejected_count"]) == (f"name-{run_id}", 2, 1)
 
 
 def test_body_over_limit_is_413(admin: httpx.Client) -> None:

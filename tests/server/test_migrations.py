@@ -12,7 +12,7 @@ from trackd.server._db import SQLITE_NAME, database_url, unpooled_engine
 from trackd.server._migrations import LATEST, migrate
 
 from tests._support.server import running_server
-from tests.server._batches import ingest, run_start
+from tests.server._batches import finish, history, ingest, run_start
 
 
 def _columns(url: str) -> set[str]:
@@ -34,7 +34,7 @@ def _version(url: str) -> int:
 
 @pytest.mark.timeout(60)
 def test_server_upgrades_a_version_1_database(tmp_path: Path, db_url: str | None) -> None:
-    assert LATEST >= 2
+    assert LATEST >= 4
     data_dir = tmp_path / "server"
     data_dir.mkdir()
     url = database_url(db_url, data_dir)
@@ -48,6 +48,11 @@ def test_server_upgrades_a_version_1_database(tmp_path: Path, db_url: str | None
         assert f"schema upgraded from version 1 to {LATEST}" in server.log_tail()
         ingest(client, "m1", [run_start("m1", program="train.py")]).raise_for_status()
         assert client.get("/runs/admin/proj/m1").json()["program"] == "train.py"
+        # version 4: exit codes past int32 (PostgreSQL's column was int4), refused records kept
+        records = [history("m1", 2, 0, {"b": b"x"}), finish("m1", 3, "failed", 0xC0000005)]
+        assert ingest(client, "m1", records).status_code == 422
+        run = client.get("/runs/admin/proj/m1").json()
+        assert run["exit_code"] == 0xC0000005 and run["rejected_count"] == 1
     assert _version(url) == LATEST and "program" in _columns(url)
     if db_url is None:
         assert (data_dir / SQLITE_NAME).exists()
@@ -86,7 +91,7 @@ def _add_v2_user_and_key(url: str, name: str, key: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_keys_from_a_version_2_database_keep_working(tmp_path: Path, db_url: str | None) -> None:
-    assert LATEST >= 3
+    assert LATEST >= 4
     data_dir = tmp_path / "server"
     data_dir.mkdir()
     url = database_url(db_url, data_dir)

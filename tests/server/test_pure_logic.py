@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import msgpack
 import pytest
+from trackd._wire import records as p
 from trackd.server._downsample import select_points
 from trackd.server._filters import compile_filter, parse
+from trackd.server._record_rules import MAX_DEPTH, record_problem, value_problem
 from trackd.server._values import decode_value, encode_value, to_json
 from trackd.server.errors import BadRequest, InvalidRecord
 
@@ -93,11 +96,62 @@ def test_values_round_trip(value: object) -> None:
 
 def test_nan_and_errors() -> None:
     assert math.isnan(decode_value(*encode_value("k", math.nan)))
-    with pytest.raises(InvalidRecord, match="'k'.*64 bits"):
-        encode_value("k", 2**64)
-    with pytest.raises(InvalidRecord, match="'k' is a bytes"):
-        encode_value("k", b"x")
+    with pytest.raises(InvalidRecord, match="'k' is 1048580 bytes as JSON"):
+        encode_value("k", ["x" * (1 << 20)])
     assert (
         to_json({"a": [math.nan, math.inf, -math.inf, 1]})
         == b'{"a":["NaN","Infinity","-Infinity",1]}'
     )
+
+
+def _nested(depth: int) -> object:
+    value: object = 1.0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_record_rules_values() -> None:
+    assert value_problem(_nested(MAX_DEPTH)) is None
+    assert "nested more than 32 deep" in (value_problem(_nested(MAX_DEPTH + 1)) or "")
+    assert value_problem(2**64 - 1) is not None and value_problem(2**64 - 1, wide_ints=True) is None
+    assert value_problem(2**64, wide_ints=True) == (
+        "is the int 18446744073709551616, outside int64; ints are from -2**63 to 2**64-1"
+    )
+    assert value_problem([math.nan, -math.inf, None, True, "s", {"k": [1]}]) is None
+    assert (
+        value_problem({"a": {b"k": 1}}) == "holds a map whose key b'k' is bytes; keys must be str"
+    )
+    assert "NUL" in (value_problem(["a\x00"]) or "")
+    assert "Timestamp" in (value_problem(msgpack.Timestamp(0)) or "")
+    assert value_problem((1, 2)) == (
+        "is tuple; values are None, bool, int, float, str, or lists and str-keyed maps of those"
+    )
+
+
+def test_record_rules_records() -> None:
+    ok = p.History(p.HISTORY, "r", 1, 0, 1.0, {"a": 1.0})
+    assert record_problem(ok) is None
+    assert record_problem(ok._replace(step=True)) == (
+        "History step True is bool; steps are ints from -2**63 to 2**63-1"
+    )
+    assert "History time inf" in (record_problem(ok._replace(time=math.inf)) or "")
+    assert record_problem(ok._replace(data=[1])) == (
+        "History data is list; it must be a map of str keys to values"
+    )
+    finish = p.Finish(p.FINISH, "r", 2, "failed", None, None)
+    assert record_problem(finish) is None
+    assert "exit_code 1.0 is float" in (record_problem(finish._replace(exit_code=1.0)) or "")
+    metric = p.Metric(p.METRIC, "r", 3, "val/*", None, "min,avg", None)
+    assert "summary mode 'avg'" in (record_problem(metric) or "")
+    assert record_problem(p.Flush(p.FLUSH, "r", 4)) == "Flush (kind 21) is never stored"
+
+
+def test_record_rules_take_unhashable_fields() -> None:
+    # found by tests/server/test_ingest_properties.py: `[] in frozenset()` raises TypeError
+    finish = p.Finish(p.FINISH, "r", 2, [], [], b"")
+    assert (
+        record_problem(finish) == "Finish state [] is not one of ['crashed', 'failed', 'finished']"
+    )
+    metric = p.Metric(p.METRIC, "r", 3, "loss", None, None, [])
+    assert record_problem(metric) == "Metric 'loss': goal [] is not one of ['maximize', 'minimize']"
