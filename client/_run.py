@@ -13,6 +13,7 @@ A run owns a step counter, its config and summary, and a stream of records to th
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from ._config import Config
 from ._transport import Stream, Transport
 from ._values import check_ints, check_log_data, log_value, plain
 from ._wire import records as p
+from ._wire.layout import spill_path
 from ._wire.settings import load
 from ._wire.summary import GOALS, MetricDef, SummaryState, parse_summary_modes
 from .errors import UsageError
@@ -113,6 +115,7 @@ class Run:
         run_dir: str,
         transport: Transport | None,
         upload: p.UploadTarget | None = None,
+        stream: Stream | None = None,
     ) -> None:
         self.id = meta.run_id
         self.name = meta.name
@@ -132,7 +135,7 @@ class Run:
         self._upload = upload
         self._transport = transport
         self._lock = transport._lock if transport is not None else threading.RLock()
-        self._stream: Stream | None = None
+        self._stream: Stream | None = stream
         self._seq = meta.seq  # the RunStart record takes meta.seq
         self._step = meta.start_step
         self._row: dict[str, Any] | None = None
@@ -148,7 +151,7 @@ class Run:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _start(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and self._stream is None:
             attach = p.Attach(
                 p.ATTACH,
                 self.id,
@@ -160,6 +163,7 @@ class Run:
                 self._upload,
             )
             self._stream = self._transport.open_stream(attach)
+        if self._transport is not None:
             self._send = self._transport.send
             self._emit_record(self._meta)
         self.config._set_callback(self._send_config)
@@ -361,10 +365,12 @@ class Run:
                 )
 
         if not self._transport.wait_durable(self._stream, seq, settings.finish_timeout, progress):
+            kept = self._transport.close_stream(self._stream)
             warnings.warn(
-                f"finish(): the daemon did not confirm {self._stream.pending} record(s) of run "
-                f"{self.id!r} within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT); "
-                f"the daemon log is in {self._transport.daemon_dir}",
+                f"finish(): the daemon did not confirm {kept} record(s) of run {self.id!r} "
+                f"within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT); they are "
+                f"kept in {spill_path(self.dir, os.getpid())}, which the daemon stores in the "
+                f"run log once it can; the daemon log is in {self._transport.daemon_dir}",
                 UserWarning,
                 stacklevel=3,
             )

@@ -75,23 +75,27 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def ensure_daemon(path: Path, wait_ready: bool = True) -> DaemonHandle:
+def ensure_daemon(path: Path, wait: bool = True) -> DaemonHandle | None:
     """The running daemon for ``path``, starting one if there is none.
 
-    With ``wait_ready=False`` the caller does not wait for a new daemon to bind its socket:
-    ZeroMQ queues messages until it does, so a training thread never waits for a respawn.
+    Starting one holds ``spawn.lock`` until the new daemon holds ``daemon.lock`` (or has
+    exited), so a burst of clients starts exactly one daemon. With ``wait=False`` (the
+    transport's I/O thread) another process starting a daemon right now is not waited for:
+    the answer is None, and the caller looks again later.
     """
     prepare_daemon_dir(path)
     fd = os.open(path / SPAWN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
         if daemon_running(path):
             pid = _wait_pid(path, None, READY_TIMEOUT)
             return DaemonHandle(path, pid, None)
         popen = _spawn(path)
         _CHILDREN.append(popen)
-        pid = _wait_pid(path, popen, READY_TIMEOUT) if wait_ready else popen.pid
-        return DaemonHandle(path, pid, popen)
+        return DaemonHandle(path, _wait_pid(path, popen, READY_TIMEOUT), popen)
     finally:
         os.close(fd)
 
@@ -119,6 +123,7 @@ def _spawn(path: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_pid(path: Path, popen: subprocess.Popen[bytes] | None, timeout: float) -> int:
+    """The pid of the daemon holding ``daemon.lock``, once it has bound its socket."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = _read_pid(path)
@@ -126,6 +131,8 @@ def _wait_pid(path: Path, popen: subprocess.Popen[bytes] | None, timeout: float)
             return pid
         if popen is not None and popen.poll() is not None:
             break
+        if popen is None and not daemon_running(path):
+            break  # the daemon we saw has gone; the caller starts another
         time.sleep(0.01)
     raise CommError(
         f"the trackd daemon did not start within {timeout:.0f} s; "
