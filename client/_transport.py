@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -44,7 +45,7 @@ SERVICE_INTERVAL = 0.2
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.01
 UNREACHABLE_AFTER = 5.0
-ATTACH_TIMEOUT = 10.0  # how long init() waits for the daemon's answer to its Attach
+ATTACH_TIMEOUT = 5.0  # how long init() waits for the daemon's answer to its Attach
 REATTACH_AFTER = 2.0  # resend an unanswered Attach after this many seconds
 SPAWN_BACKOFF_MAX = 5.0
 log = logging.getLogger("trackd")
@@ -147,7 +148,11 @@ class Transport:
         with self._lock:
             self._streams[attach.run_id] = stream
         self._wake.set()
-        if stream.answered.wait(timeout) and stream.answer and not stream.answer.accepted:
+        deadline = time.monotonic() + timeout
+        while not stream.answered.wait(0.05) and time.monotonic() < deadline:
+            if self._daemon is None and self.daemon_error:
+                break  # no daemon can be started now: say so at once, keep trying behind
+        if stream.answer is not None and not stream.answer.accepted:
             with self._lock:
                 self._streams.pop(attach.run_id, None)
             answer = stream.answer
@@ -157,11 +162,13 @@ class Transport:
                 "writes a run at a time: finish that process first, or use another run id"
             )
         if stream.answer is None:
-            log.warning(
-                "trackd: the daemon did not answer within %.0f s (%s); logging goes on and "
-                "records wait in memory until it does",
-                timeout,
-                self.daemon_error or f"see {self.daemon_dir}",
+            why = self.daemon_error or f"no answer within {timeout:.0f} s"
+            warnings.warn(
+                f"init(): the trackd daemon in {self.daemon_dir} has not accepted run "
+                f"{attach.run_id!r} ({why}); logging goes on, records wait in memory (then "
+                "in the run's spill file) and are sent once a daemon runs",
+                UserWarning,
+                stacklevel=5,
             )
         return stream
 
@@ -280,7 +287,7 @@ class Transport:
             stream.resend = False
             for _seq, blob in stream.unacked:
                 send(blob)
-        for item in self._take_ready(stream, now):
+        for item in self._take_ready(stream):
             send(item[1])
             stream.unacked.append(item)
         if stream.spill is not None and stream.spill.count and not stream.ready:
@@ -289,9 +296,10 @@ class Transport:
             send(p.encode(p.Flush(p.FLUSH, stream.run_id, stream.flush_seq)))
             stream.flush_sent = now
 
-    def _take_ready(self, stream: Stream, now: float) -> list[tuple[int, bytes]]:
+    def _take_ready(self, stream: Stream) -> list[tuple[int, bytes]]:
         with self._lock:
-            if stream.batch and (stream.flush_seq or now - stream.batch_since >= BATCH_SECONDS):
+            old = time.time() - stream.batch_since >= BATCH_SECONDS  # send() gets wall time
+            if stream.batch and (stream.flush_seq or old):
                 stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
                 stream.batch.clear()
             items = list(stream.ready)
@@ -421,9 +429,10 @@ class Transport:
         self._spawn_failures += 1
         delay = min(SPAWN_BACKOFF_MAX, 0.2 * 2**self._spawn_failures)
         self._next_spawn = time.monotonic() + delay
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if self.daemon_error is None:
-            log.warning("trackd: no daemon (%s); trying again in the background", exc)
-        self.daemon_error = str(exc)
+            log.warning("trackd: no daemon (%s); trying again in the background", first_line)
+        self.daemon_error = first_line
 
     # -- waiting (finish, flush) -------------------------------------------------------
     def wait_durable(self, stream: Stream, seq: int, timeout: float, on_wait: Any = None) -> bool:

@@ -47,6 +47,8 @@ class RunSlot:
     def reattach(self, attach: p.Attach, identity: bytes) -> None:
         self.identity = identity
         if attach.pid != self.pid:
+            if not self.client_alive():
+                self.recover_spill()  # the last writer died with records in its spill file
             self.pid, self.ticks = attach.pid, start_ticks(attach.pid)
         self.host = attach.host
         self.finished = False
@@ -79,6 +81,7 @@ class RunSlot:
             fields = stored_fields(payload)
             if fields is not None and self.accept(fields[2], fields[0], payload):
                 added += 1
+        self.writer.sync()  # durable before the only other copy goes
         path.unlink(missing_ok=True)
         return added
 
@@ -88,6 +91,15 @@ class RunSlot:
         seq = self.writer.last_seq + 1
         record = p.Finish(p.FINISH, self.run_id, seq, "crashed", None, time.time())
         self.accept(seq, p.FINISH, p.encode(record))
+
+
+def recover_spills(run_id: str, run_dir: Path) -> None:
+    """Store in the run log what dead writers of a run left in spill files (a finish()
+    that timed out keeps its records there); ``trackd sync`` does this before uploading."""
+    if not (run_dir / RUN_LOG_NAME).exists() or not _spill_pids(run_dir):
+        return
+    nobody = p.Attach(p.ATTACH, run_id, 0, str(run_dir), 0, 1)  # pid 0: no writer now
+    RunSlot(nobody, b"", run_dir).writer.close()  # its constructor stores the spill files
 
 
 def _spill_pids(run_dir: Path) -> list[int]:

@@ -36,7 +36,7 @@ from trackd._wire.layout import (
 )
 from trackd._wire.settings import Settings, load
 
-from ._run_slot import CRASH_GRACE, RunSlot
+from ._run_slot import CRASH_GRACE, RunSlot, recover_spills
 from ._uploader import Uploader
 
 log = logging.getLogger("trackd.daemon")
@@ -210,6 +210,8 @@ class Daemon:
                 self._next_sync = 0.0
             self._wait_upload(identity, record.run_id)
         elif isinstance(record, p.Sync):
+            if record.run_id not in self.runs:
+                recover_spills(record.run_id, Path(record.run_dir))
             target = p.UploadTarget(*record.upload)
             self.uploader.add(record.run_id, Path(record.run_dir), target, live=False)
             self._wait_upload(identity, record.run_id)
@@ -247,6 +249,7 @@ class Daemon:
             target = p.UploadTarget(*attach.upload)
             self.uploader.add(attach.run_id, slot.run_dir, target, live=True)
         if attach.handshake:
+            slot.writer.sync()  # the client may read the log to continue it
             answer = p.Attached(
                 p.ATTACHED, slot.run_id, 0, True, slot.writer.last_seq, str(slot.run_dir)
             )
