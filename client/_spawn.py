@@ -1,14 +1,15 @@
 """Finding, and if need be starting, this user's trackd daemon.
 
 The daemon directory's files (socket, lock, pid, log, spawn lock) are described in
-:mod:`trackd._wire.layout`. "Is it alive?" is a probe of ``daemon.lock``, which the daemon
-holds with ``flock`` for as long as it lives.
+:mod:`trackd._wire.layout`. "Is it alive?" asks the kernel whether ``daemon.lock`` is
+locked (the daemon holds it for as long as it lives); the question takes no lock.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from ._wire.layout import (
 from .errors import CommError
 
 READY_TIMEOUT = 20.0
+_FLOCK = struct.Struct("hhqqi4x")  # Linux's struct flock: type, whence, start, len, pid
 # Daemons this process started. Kept for the life of the process: poll() reaps one that
 # exits, and a Popen dropped while its daemon still runs would warn about it.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
@@ -51,13 +53,13 @@ class DaemonHandle:
 
 
 def _held_by_another(fd: int) -> bool:
-    """Whether someone else holds the lock on ``fd``'s file: one probe, released at once."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
+    """Whether a live daemon holds ``fd``'s file: a query of its POSIX lock (F_GETLK).
+
+    A query takes no lock, so a client stopped (SIGSTOP, ctrl-Z) in the middle of one can
+    never keep a new daemon from taking the file."""
+    query = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
 
 def daemon_running(path: Path) -> bool:

@@ -101,7 +101,8 @@ class Daemon:
         deadline = time.monotonic() + 2.0
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one daemon per directory
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what clients ask about
                 self._lock_fd = fd
                 return True
             except BlockingIOError:

@@ -106,28 +106,34 @@ def test_second_live_writer_is_refused_online(
 
 
 BURST = """
-import time, trackd
+import sys, time, trackd
 while time.time() < {go}:
     time.sleep(0.001)
 run = trackd.init(project="b")
 for i in range(10):
     run.log({{"i": i}})
-run.finish()
 print(run.dir, flush=True)
+sys.stdin.readline()  # the test kills the daemon now: every client looks for a new one
+for i in range(10, 20):
+    run.log({{"i": i}})
+run.finish()
 """
 
 
-def test_burst_of_inits_starts_one_daemon(tmp_path: Path) -> None:
+def test_burst_of_inits_and_of_respawns_starts_one_daemon_each(tmp_path: Path) -> None:
     go = time.time() + 4.0
-    procs = [start_script(BURST.format(go=go), tmp_path) for _ in range(10)]
-    dirs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err
-        dirs.append(out.strip())
-    for run_dir in dirs:
-        assert [r["i"] for r in trackd.read_run(run_dir).history] == list(range(10))
+    procs = [start_script(BURST.format(go=go), tmp_path, stdin=subprocess.PIPE) for _ in range(10)]
+    dirs = [proc.stdout.readline().strip() for proc in procs if proc.stdout]
     assert len(_daemons_started()) == 1
+    first = daemon_pid()
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(first), what="daemon to die")
+    for proc in procs:
+        _out, err = proc.communicate("go\n", timeout=90)
+        assert proc.returncode == 0, err
+    for run_dir in dirs:
+        assert [r["i"] for r in trackd.read_run(run_dir).history] == list(range(20))
+    assert len(_daemons_started()) == 2
 
 
 STEADY = """
