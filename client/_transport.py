@@ -292,7 +292,7 @@ class Transport:
             stream.unacked.append(item)
         if stream.spill is not None and stream.spill.count and not stream.ready:
             self._refill(stream)
-        if stream.flush_seq > stream.acked and now - stream.flush_sent > 0.5:
+        if stream.flush_seq and now - stream.flush_sent > 0.5:  # a new daemon needs it too
             send(p.encode(p.Flush(p.FLUSH, stream.run_id, stream.flush_seq)))
             stream.flush_sent = now
 
