@@ -95,13 +95,14 @@ class ApiRun:
         return self.client.get(url, params={k: v for k, v in params.items() if v is not None})
 
     def history(
-        self, keys: list[str] | None = None, samples: int | None = None, pandas: bool = True
+        self, keys: list[str] | None = None, samples: int | None = 500, pandas: bool = True
     ) -> Any:
         """The run's history rows ``{"_step", "_timestamp", key: value}``, by step.
 
-        With ``samples=N`` the server downsamples each key's series to about N points
-        (keeping spikes); the series are merged back into rows by step, so a row holds the
-        keys sampled at that step. Returns a pandas ``DataFrame`` when pandas is installed
+        The server downsamples each key's series to about ``samples`` points (500 unless
+        told otherwise; spikes are kept); the series are merged back into rows by step, so a
+        row holds the keys sampled at that step. ``samples=None`` asks for every row (the
+        server refuses a very long history that way: use :meth:`scan_history`). Returns a pandas ``DataFrame`` when pandas is installed
         and ``pandas=True``, else a list of dicts::
 
             df = run.history(keys=["loss"], samples=500)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ._values import plain
+from ._values import check_key, plain
 from .errors import ConfigError
 
 DEFAULTS_FILE = "config-defaults.yaml"
@@ -102,7 +102,11 @@ class Config:
         changed: dict[str, Any] = {}
         for key, value in data.items():
             key = str(key)
-            value = plain(value)
+            try:
+                check_key("config", key)
+                value = plain(value, f"config[{key!r}]")
+            except ValueError as exc:
+                raise ConfigError(f"config: {exc}") from None
             if key in self._items and self._items[key] != value and not allow_val_change:
                 raise ConfigError(
                     f"config: key {key!r} already has value {self._items[key]!r}; refusing to "

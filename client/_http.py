@@ -13,6 +13,7 @@ import httpx
 import msgpack
 
 from ._wire import error_body
+from ._wire.settings import load
 from .errors import AuthError, CommError, UsageError
 
 MSGPACK = "application/msgpack"
@@ -32,7 +33,7 @@ class ServerClient:
             base_url=f"{base_url}/api/v1",
             headers={"Authorization": f"Bearer {api_key}", "Accept": MSGPACK},
             timeout=timeout,
-            trust_env=False,
+            **load().http_options(),
         )
 
     def close(self) -> None:

@@ -1,11 +1,13 @@
-"""Run ids and the random two-word names runs get when none is given."""
+"""Run ids, the random two-word names runs get when none is given, and the checks on the
+names and texts ``init()`` is given (by the rules of :mod:`trackd._wire.limits`)."""
 
 from __future__ import annotations
 
 import secrets
 import string
+from typing import Any
 
-from ._wire.limits import RUN_ID_RULE, valid_run_id
+from ._wire.limits import NAME_RULE, RUN_ID_RULE, text_problem, valid_name, valid_run_id
 from .errors import UsageError
 
 _ADJECTIVES = (
@@ -87,3 +89,33 @@ def check_run_id(run_id: str) -> str:
     if not valid_run_id(run_id):
         raise UsageError(f"init(): id {run_id!r} is not a valid run id; use {RUN_ID_RULE}")
     return run_id
+
+
+def check_run_text(**texts: Any) -> None:
+    """``init()``'s free-text arguments (name, group, notes ...): each None or a storable str."""
+    for param, value in texts.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise TypeError(f"init(): {param} is a {type(value).__name__}; pass a str, e.g. str(x)")
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(f"init(): {param} {problem}")
+
+
+def check_names(**names: Any) -> None:
+    """Project and entity names, checked now rather than refused by the server later."""
+    for what, value in names.items():
+        if value is not None and not valid_name(value):
+            raise UsageError(f"init(): {what} {value!r} is not a valid name; use {NAME_RULE}")
+
+
+def check_tags(tags: Any) -> list[str]:
+    """Tags as a list of str (a single str is one tag)."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        return [tags]
+    out = [str(tag) for tag in tags]
+    check_run_text(**{f"tags[{i}]": tag for i, tag in enumerate(out)})
+    return out

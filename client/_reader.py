@@ -9,13 +9,14 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._wire import records as p
 from ._wire.layout import RUN_LOG_NAME
-from ._wire.runlog import LogFormatError, scan
+from ._wire.runlog import HEADER, LogFormatError, check_header, stream_frames
 from ._wire.summary import MetricDef, SummaryState, parse_summary_modes
 from .errors import RunLogError
 
@@ -59,43 +60,60 @@ def log_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def iter_records(path: str | os.PathLike[str], torn: list[int] | None = None) -> Iterator[Any]:
+    """The stored records of a run log in order (one per seq), read a chunk at a time;
+    appends the torn tail's size to ``torn`` (if given) once the log is read."""
+    file = log_path(path)
+    with open(file, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(HEADER.size)
+        try:
+            if head:
+                check_header(head, str(file))
+        except LogFormatError as exc:
+            raise RunLogError(str(exc)) from exc
+        good_end, last = min(size, HEADER.size), 0
+        for payload, end in stream_frames(f, HEADER.size):
+            good_end = end
+            try:
+                record = p.decode(payload)
+            except p.DecodeError:
+                continue  # a frame with a good checksum but an unknown kind: from a newer writer
+            if record.seq > last:
+                last = record.seq
+                yield record
+    if torn is not None:
+        torn.append(size - good_end)
+
+
 def read_records(path: str | os.PathLike[str]) -> tuple[list[p.Record], int]:
     """The stored records of a run log in order (one per seq) and the torn tail's size."""
-    try:
-        result = scan(log_path(path))
-    except LogFormatError as exc:
-        raise RunLogError(str(exc)) from exc
-    records: list[p.Record] = []
-    last = 0
-    for payload in result.payloads:
-        try:
-            record = p.decode(payload)
-        except p.DecodeError:
-            continue  # a frame with a good checksum but an unknown kind: from a newer writer
-        if record.seq > last:
-            records.append(record)
-            last = record.seq
-    return records, result.size - result.good_end
+    torn: list[int] = []
+    records = list(iter_records(path, torn))
+    return records, torn[0]
 
 
-def read_run(path: str | os.PathLike[str]) -> RunData:
-    """Read a run directory (or run log file) into a :class:`RunData`."""
-    records, torn = read_records(path)
-    run = RunData(torn_bytes=torn, path=str(log_path(path)))
+def read_run(path: str | os.PathLike[str], history: bool = True) -> RunData:
+    """Read a run directory (or run log file) into a :class:`RunData`; with
+    ``history=False`` the rows are folded into the summary but not kept (bounded memory)."""
+    torn: list[int] = []
+    run = RunData(path=str(log_path(path)))
     summary = SummaryState()
-    for record in records:
-        _apply(run, summary, record)
+    for record in iter_records(path, torn):
+        _apply(run, summary, record, history)
+        run.records += 1
     run.summary = summary.to_dict()
-    run.records = len(records)
+    run.torn_bytes = torn[0]
     return run
 
 
-def _apply(run: RunData, summary: SummaryState, r: Any) -> None:
+def _apply(run: RunData, summary: SummaryState, r: Any, history: bool = True) -> None:
     run.last_seq = r.seq
     if r.kind == p.HISTORY:
-        row = {"_step": r.step, "_timestamp": r.time, "_runtime": r.time - run.start_time}
-        row.update(r.data)
-        run.history.append(row)
+        if history:
+            row = {"_step": r.step, "_timestamp": r.time, "_runtime": r.time - run.start_time}
+            row.update(r.data)
+            run.history.append(row)
         run.last_step = r.step
         summary.observe(r.data)
     elif r.kind == p.RUN_START:
@@ -111,6 +129,10 @@ def _apply(run: RunData, summary: SummaryState, r: Any) -> None:
         summary.define(MetricDef(r.name, r.step_metric, parse_summary_modes(r.summary), r.goal))
     elif r.kind == p.FINISH:
         run.state, run.exit_code, run.end_time = r.state, r.exit_code, r.time
+    elif r.kind == p.RUN_UPDATE:
+        for key, value in r.data.items():
+            if key in p.UPDATABLE_FIELDS:
+                setattr(run, key, list(value) if key == "tags" else value)
 
 
 def _apply_start(run: RunData, r: p.RunStart) -> None:

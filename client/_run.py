@@ -18,20 +18,50 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._config import Config
+from ._names import check_run_text, check_tags
 from ._transport import Stream, Transport
-from ._values import check_ints, check_log_data, log_value, plain
+from ._values import check_ints, check_key, check_log_data, log_value
 from ._wire import records as p
 from ._wire.layout import spill_path
+from ._wire.limits import EXIT_CODE_MAX, EXIT_CODE_MIN, INT64_MAX, MAX_RECORD_BYTES
 from ._wire.settings import load
 from ._wire.summary import GOALS, MetricDef, SummaryState, parse_summary_modes
 from .errors import UsageError
 
 _PLAIN = frozenset({float, int, bool})
 _now = time.time
+
+
+def check_exit_code(code: Any) -> int:
+    """An exit code every process can store (int32), or a clear ``UsageError``."""
+    if type(code) is not int or not EXIT_CODE_MIN <= code <= EXIT_CODE_MAX:
+        raise UsageError(
+            f"finish(): exit_code {code!r} is not an int from {EXIT_CODE_MIN} to "
+            f"{EXIT_CODE_MAX}; pass the process's exit status, e.g. 0 or 1"
+        )
+    return code
+
+
+def refused_message(run_id: str, run_dir: str, rejected: list[tuple[int, str]]) -> str:
+    """What to tell the user about records the server refused (they stay in the run log)."""
+    shown = "; ".join(f"seq {seq}: {why}" for seq, why in rejected[:10])
+    more = f" (and {len(rejected) - 10} more)" if len(rejected) > 10 else ""
+    return (
+        f"finish(): the server refused {len(rejected)} record(s) of run {run_id!r} and "
+        f"stored the others: {shown}{more}. The refused records stay in {run_dir}"
+    )
+
+
+def _check_size(payload: bytes, what: str) -> None:
+    if len(payload) > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{what} is {len(payload)} bytes once encoded; one record may be at most "
+            f"{MAX_RECORD_BYTES} bytes: log fewer or smaller values, or save large data as a file"
+        )
 
 
 class RunState(enum.Enum):
@@ -88,7 +118,8 @@ class Summary:
     def update(self, data: dict[str, Any]) -> None:
         """Set summary values explicitly; ``None`` removes an explicit value."""
         clean = {
-            str(k): (None if v is None else plain(log_value(str(k), v))) for k, v in data.items()
+            check_key("summary", str(k)): (None if v is None else log_value(str(k), v))
+            for k, v in data.items()
         }
         self._run._send_summary(clean)
 
@@ -97,6 +128,20 @@ class Summary:
 
     def __repr__(self) -> str:
         return f"Summary({self._dict()!r})"
+
+
+class _MetaField:
+    """A run attribute (``run.name``, ``run.notes`` ...) whose changes reach the run log and
+    the server as a ``RunUpdate`` record."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = name
+
+    def __get__(self, run: Run | None, owner: type) -> Any:
+        return self if run is None else run._fields[self.field]
+
+    def __set__(self, run: Run, value: Any) -> None:
+        run._update_meta(self.field, value)
 
 
 class Run:
@@ -118,13 +163,15 @@ class Run:
         stream: Stream | None = None,
     ) -> None:
         self.id = meta.run_id
-        self.name = meta.name
+        self._fields: dict[str, Any] = {
+            "name": meta.name,
+            "notes": meta.notes,
+            "tags": tuple(meta.tags),
+            "group": meta.group,
+            "job_type": meta.job_type,
+        }
         self.project = meta.project
         self.entity = meta.entity
-        self.group = meta.group
-        self.job_type = meta.job_type
-        self.tags = tuple(meta.tags)
-        self.notes = meta.notes
         self.mode = meta.mode
         self.dir = run_dir
         self.start_time = meta.start_time
@@ -148,6 +195,13 @@ class Run:
         self._observe: Any = self._summary_state.last.update
         self._good_keys: set[str] = set()
         self._exit_code: int | None = None
+        self._on_finished: Callable[[Run], None] | None = None
+
+    name = _MetaField()
+    notes = _MetaField()
+    tags = _MetaField()
+    group = _MetaField()
+    job_type = _MetaField()
 
     # -- lifecycle ----------------------------------------------------------------------
     def _start(self) -> None:
@@ -186,6 +240,7 @@ class Run:
         if self._transport is None or self._stream is None:
             return
         payload = p.encode(record)
+        _check_size(payload, type(record).__name__)
         self._transport.send(self._stream, record.seq, payload, time.time())
 
     def _send_config(self, changed: dict[str, Any]) -> None:
@@ -198,6 +253,18 @@ class Run:
             self._check_running("summary.update")
             self._summary_state.set_explicit(data)
             self._emit_record(p.Summary(p.SUMMARY, self.id, self._next_seq(), data))
+
+    def _update_meta(self, field: str, value: Any) -> None:
+        if field == "tags":
+            value = tuple(check_tags(value))
+            sent: Any = list(value)
+        else:
+            check_run_text(**{field: value})
+            sent = value
+        with self._lock:
+            self._check_running(f"run.{field} = ...")
+            self._fields[field] = value
+            self._emit_record(p.RunUpdate(p.RUN_UPDATE, self.id, self._next_seq(), {field: sent}))
 
     def _check_running(self, what: str) -> None:
         if self._state is not RunState.RUNNING:
@@ -250,6 +317,11 @@ class Run:
             if isinstance(step, bool) or not hasattr(step, "__index__"):
                 raise TypeError(f"log(): step is a {type(step).__name__}; pass an int")
             step = int(step)
+        if not 0 <= step < INT64_MAX:
+            raise ValueError(
+                f"log(): step {step} is outside 0..2**63-2; steps are non-negative int64 "
+                "values (the next step must fit too)"
+            )
         if step < self._step:
             if not self._warned_step:
                 self._warned_step = True
@@ -287,6 +359,8 @@ class Run:
             except (OverflowError, ValueError, TypeError):
                 check_ints(row)
                 raise
+            if len(payload) > MAX_RECORD_BYTES:
+                _check_size(payload, f"the row of step {self._step}")
             self._send(self._stream, seq, payload, now)
         self._seq = seq
         self._observe(row)
@@ -316,6 +390,11 @@ class Run:
             raise UsageError(
                 f"define_metric({name!r}): goal {goal!r} is not 'minimize' or 'maximize'"
             )
+        if step_metric is not None and not isinstance(step_metric, str):
+            raise UsageError(
+                f"define_metric({name!r}): step_metric is a {type(step_metric).__name__}; "
+                "pass the name of a logged key, e.g. step_metric='epoch'"
+            )
         with self._lock:
             self._check_running("define_metric()")
             self._summary_state.define(MetricDef(name, step_metric, modes, goal))
@@ -332,11 +411,11 @@ class Run:
 
         Calling it again does nothing. ``exit_code`` other than 0 marks the run failed.
         """
+        code = self._exit_code if exit_code is None else check_exit_code(exit_code)
         with self._lock:
             if self._state is not RunState.RUNNING:
                 return
             self._commit()
-            code = self._exit_code if exit_code is None else exit_code
             state = "finished" if not code else "failed"
             self._state = RunState.FINISHING
             finish = p.Finish(p.FINISH, self.id, self._next_seq(), state, code, time.time())
@@ -347,6 +426,8 @@ class Run:
             self._state = RunState.FINISHED
             if self._transport is not None and self._stream is not None:
                 self._transport.close_stream(self._stream)
+            if self._on_finished is not None:
+                self._on_finished(self)
 
     def _wait(self, seq: int, quiet: bool | None) -> None:
 
@@ -366,11 +447,12 @@ class Run:
 
         if not self._transport.wait_durable(self._stream, seq, settings.finish_timeout, progress):
             kept = self._transport.close_stream(self._stream)
+            why = f" ({self._stream.daemon_error})" if self._stream.daemon_error else ""
             warnings.warn(
                 f"finish(): the daemon did not confirm {kept} record(s) of run {self.id!r} "
-                f"within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT); they are "
-                f"kept in {spill_path(self.dir, os.getpid())}, which the daemon stores in the "
-                f"run log once it can; the daemon log is in {self._transport.daemon_dir}",
+                f"within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT){why}; they "
+                f"are kept in {spill_path(self.dir, os.getpid())}, which the daemon stores in "
+                f"the run log once it can; the daemon log is in {self._transport.daemon_dir}",
                 UserWarning,
                 stacklevel=3,
             )
@@ -394,6 +476,8 @@ class Run:
 
         outcome = self._transport.wait_uploaded(self._stream, seq, timeout, progress)
         note = self._stream.upload_note or outcome
+        if self._stream.rejected:
+            warnings.warn(refused_message(self.id, self.dir, self._stream.rejected), stacklevel=4)
         if outcome == "done":
             if say:
                 print(f"trackd: run {self.name} ({self.id}) is on {url}", file=sys.stderr)

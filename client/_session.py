@@ -16,17 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from ._config import DEFAULTS_FILE, config_source_to_dict, load_config_file
-from ._names import check_run_id, new_run_id, new_run_name
+from ._names import (
+    check_names,
+    check_run_id,
+    check_run_text,
+    check_tags,
+    new_run_id,
+    new_run_name,
+)
 from ._online import check_resume, start_online
 from ._reader import read_run
 from ._run import Run
 from ._transport import Stream, Transport
 from ._values import plain
 from ._wire import records as p
-from ._wire.layout import RUN_LOG_NAME, run_dir_name
+from ._wire.layout import RUN_LOG_NAME, is_run_dir_of, run_dir_name
 from ._wire.settings import Settings, load
 from .cli.credentials import ServerTarget, resolve
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 
 MODES = ("online", "offline", "disabled")
 _lock = threading.RLock()
@@ -76,6 +83,9 @@ def init(
     settings = load(mode=mode, project=project, entity=entity, run_id=id)
     if settings.mode not in MODES:
         raise UsageError(f"init(): mode {settings.mode!r} is not one of {', '.join(MODES)}")
+    check_run_text(name=name, group=group, job_type=job_type, notes=notes)
+    check_names(project=settings.project, entity=settings.entity)
+    tags = check_tags(tags)
     with _lock:
         _finish_previous()
         run = _new_run(settings, name, config, resume, group, job_type, tags, notes, dir)
@@ -140,9 +150,9 @@ def _new_run(
         name=name or new_run_name(),
         group=group,
         job_type=job_type,
-        tags=[str(t) for t in (tags or ())],
+        tags=list(tags or ()),
         notes=notes,
-        config=plain({**start.config, **_initial_config(config)}),
+        config=_plain_config({**start.config, **_initial_config(config)}),
         start_time=time.time(),
         host=socket.gethostname(),
         pid=os.getpid(),
@@ -153,6 +163,7 @@ def _new_run(
         start_step=start.step,
     )
     run = Run(meta, str(start.run_dir), transport, upload, stream)
+    run._on_finished = _forget
     run._start()
     if not settings.silent and mode != "disabled":
         where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else start.run_dir
@@ -197,7 +208,7 @@ def _start_point(
         previous = _find_local_run(root_dir, run_id)
         if check_resume(resume, run_id, previous is not None, where=f"in {root_dir}"):
             assert previous is not None
-            data = read_run(previous)
+            data = read_run(previous, history=False)
             return _StartPoint(previous, data.last_seq + 1, data.last_step + 1, True, data.config)
     return _StartPoint(_make_run_dir(root_dir, run_id, mode))
 
@@ -251,7 +262,7 @@ def _find_local_run(root: Path, run_id: str) -> Path | None:
     if not root.is_dir():
         return None
     for path in sorted(root.glob(f"*run-*-{run_id}")):
-        if (path / RUN_LOG_NAME).exists():
+        if is_run_dir_of(path.name, run_id) and (path / RUN_LOG_NAME).exists():
             return path
     return None
 
@@ -260,7 +271,8 @@ def _make_run_dir(root: Path, run_id: str, mode: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     prefix = "offline-run" if mode == "offline" else "run"
     run_dir = root / run_dir_name(prefix, stamp, run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, exist_ok=True)  # its log holds what the user logged: theirs alone
     return run_dir
 
 
@@ -275,6 +287,13 @@ def _initial_config(config: Any) -> dict[str, Any]:
     return merged
 
 
+def _plain_config(config: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return plain(config, "init(): config")  # type: ignore[no-any-return]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _program() -> str | None:
     return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
 
@@ -287,6 +306,13 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _forget(run: Run) -> None:
+    """A finished run stops being the current one (``trackd.run is None`` again)."""
+    with _lock:
+        if _current is run:
+            _make_current(None)
 
 
 def _make_current(run: Run | None) -> None:
@@ -363,6 +389,30 @@ def _install_hooks() -> None:
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
+    sys.exit = _exit_hook(sys.exit)
+
+
+def _exit_hook(original: Any) -> Any:
+    """``sys.exit(code)`` records ``code`` on the current run before exiting, so a script
+    that ends with ``sys.exit(3)`` finishes its run as failed with exit code 3. (A bare
+    ``raise SystemExit(3)`` never passes through here and reads as a clean exit.)"""
+
+    def exit(code: Any = None) -> None:  # noqa: A001 - it stands in for sys.exit
+        run = _current
+        if run is not None and _owns(run):
+            run._exit_code = _exit_status(code)
+        original(code)
+
+    return exit
+
+
+def _exit_status(code: Any) -> int:
+    """The status a process exits with after ``sys.exit(code)``, kept within int32."""
+    if code is None:
+        return 0
+    if type(code) is int:
+        return code if -(1 << 31) <= code < (1 << 31) else 1
+    return 1  # a message: Python prints it and exits with 1
 
 
 def _at_exit() -> None:

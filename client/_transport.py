@@ -78,6 +78,8 @@ class Stream:
         "flush_seq",
         "flush_sent",
         "resend",
+        "rejected",
+        "daemon_error",
     )
 
     def __init__(self, attach: p.Attach) -> None:
@@ -99,6 +101,8 @@ class Stream:
         self.flush_seq = 0  # a finish() waits for this seq: ask the daemon to flush it
         self.flush_sent = 0.0
         self.resend = False
+        self.rejected: list[tuple[int, str]] = []  # records the server refused: (seq, why)
+        self.daemon_error: str | None = None  # why the daemon cannot store records now
 
     @property
     def pending(self) -> int:
@@ -378,6 +382,10 @@ class Transport:
         if ack.uploaded >= 0 or ack.upload_note:
             stream.uploaded = max(stream.uploaded, ack.uploaded)
             stream.upload_note, stream.upload_failed = ack.upload_note, ack.upload_failed
+            if ack.rejected:
+                stream.rejected = [(int(seq), str(why)) for seq, why in ack.rejected]
+        if ack.error is not None or ack.uploaded < 0:
+            stream.daemon_error = ack.error  # a durability ack says whether the disk is fine
         if ack.seq <= stream.acked:
             return
         stream.acked = ack.seq

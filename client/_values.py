@@ -1,4 +1,5 @@
-"""Checking and flattening what a training script passes to ``log()`` and ``config``.
+"""Checking and flattening what a training script passes to ``log()``, ``config`` and
+``summary``, by the rules of :mod:`trackd._wire.limits`.
 
 ``log()`` values are numbers, bools, strings, None, numpy scalars and 0-d arrays, torch
 scalar tensors, and dicts of those (flattened to dotted keys). Anything else raises at the
@@ -11,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._wire.limits import INT64_MIN, MAX_KEY_LEN, MAX_VALUE_BYTES, UINT64_MAX, str_too_long
+from ._wire.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_DEPTH,
+    MAX_KEY_LEN,
+    UINT64_MAX,
+    text_problem,
+)
 
 
 def check_log_data(data: Any) -> dict[str, Any]:
@@ -19,7 +27,12 @@ def check_log_data(data: Any) -> dict[str, Any]:
     if type(data) is dict:
         for k, v in data.items():
             t = type(v)
-            if (t is float or t is int or t is bool) and type(k) is str and len(k) <= MAX_KEY_LEN:
+            if (
+                (t is float or t is int or t is bool)
+                and type(k) is str
+                and len(k) <= MAX_KEY_LEN
+                and "\0" not in k
+            ):
                 continue
             break
         else:
@@ -30,7 +43,7 @@ def check_log_data(data: Any) -> dict[str, Any]:
             "e.g. trackd.log({'loss': 0.5})"
         )
     out: dict[str, Any] = {}
-    _flatten(data, "", out)
+    _flatten(data, "", out, 0)
     return out
 
 
@@ -42,7 +55,12 @@ def check_ints(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
+def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise ValueError(
+            f"log(): the dict under {prefix[:40]!r}... is nested more than {MAX_DEPTH} levels "
+            "deep; log a flatter dict"
+        )
     for k, v in data.items():
         if type(k) is not str:
             raise TypeError(
@@ -50,15 +68,23 @@ def _flatten(data: Mapping[Any, Any], prefix: str, out: dict[str, Any]) -> None:
                 f"{type(k).__name__}; keys must be str, e.g. {{'{k}': ...}}"
             )
         key = prefix + k
-        if len(key) > MAX_KEY_LEN:
-            raise ValueError(
-                f"log(): key {key[:40]!r}... is {len(key)} characters long; "
-                f"keys may have at most {MAX_KEY_LEN}"
-            )
+        check_key("log()", key)
         if isinstance(v, Mapping):
-            _flatten(v, key + ".", out)
+            _flatten(v, key + ".", out, depth + 1)
         else:
             out[key] = log_value(key, v)
+
+
+def check_key(where: str, key: str) -> str:
+    """``key`` if every process can store it, else a ``ValueError`` naming it."""
+    if len(key) > MAX_KEY_LEN:
+        raise ValueError(
+            f"{where}: key {key[:40]!r}... is {len(key)} characters long; "
+            f"keys may have at most {MAX_KEY_LEN}"
+        )
+    if "\0" in key:
+        raise ValueError(f"{where}: key {key!r} holds a NUL character; remove it")
+    return key
 
 
 def log_value(key: str, v: Any) -> Any:
@@ -72,11 +98,9 @@ def log_value(key: str, v: Any) -> Any:
             )
         return v
     if t is str:
-        if str_too_long(v):
-            raise ValueError(
-                f"log(): value for key {key!r} is a str of {len(v.encode())} bytes; "
-                f"at most {MAX_VALUE_BYTES} (1 MiB) are allowed, log a shorter text"
-            )
+        problem = text_problem(v)
+        if problem is not None:
+            raise ValueError(f"log(): value for key {key!r} {problem}; log a shorter text")
         return v
     module = t.__module__
     if module == "numpy":
@@ -127,21 +151,38 @@ def _describe(v: Any) -> str:
     return name
 
 
-def plain(value: Any) -> Any:
-    """A config value as msgpack/JSON-friendly data; unknown objects become their str()."""
-    if value is None or type(value) in (bool, int, str):
+def plain(value: Any, where: str = "value", depth: int = 0) -> Any:
+    """A config or summary value as data every process can store: None, bool, int64, float,
+    str, and lists and str-keyed dicts of those, at most ``MAX_DEPTH`` deep. numpy and torch
+    values become Python ones; other objects become their ``str()``. Anything that still
+    cannot be stored (an int outside int64, a str over 1 MiB or holding NUL, deeper nesting)
+    raises a ``ValueError`` naming ``where`` the problem is."""
+    t = type(value)
+    if value is None or t is bool or t is float:
         return value
-    if type(value) is float:
+    if t is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"{where} is an int outside int64; pass float(value) or str(value)")
         return value
+    if t is str:
+        problem = text_problem(value)
+        if problem is not None:
+            raise ValueError(f"{where} {problem}")
+        return value
+    if depth >= MAX_DEPTH and isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep; flatten it")
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {
+            check_key(where, str(k)): plain(v, f"{where}[{k!r}]", depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v) for v in value]
-    module = type(value).__module__
+        return [plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    module = t.__module__
     if module == "numpy" or module.startswith("torch"):
         if getattr(value, "ndim", 0) == 0 or getattr(value, "numel", lambda: 2)() == 1:
-            return plain(value.item())
-        return plain(value.tolist())
+            return plain(value.item(), where, depth)
+        return plain(value.tolist(), where, depth)
     if isinstance(value, (bool, int, float, str)):
-        return _base(value)
-    return str(value)
+        return plain(_base(value), where, depth)
+    return plain(str(value), where, depth)

@@ -9,7 +9,7 @@ from typing import Any
 
 from trackd._wire import records as p
 from trackd._wire.layout import RUN_LOG_NAME, spill_path
-from trackd._wire.runlog import iter_frames
+from trackd._wire.runlog import MAX_FRAME, stream_frames
 
 from ._liveness import is_alive, start_ticks
 from ._log_writer import RunLogWriter
@@ -34,6 +34,8 @@ class RunSlot:
         self.finished = False
         self.dead_since: float | None = None
         self.flush_requested = False
+        self.disk_error: str | None = None  # why the log cannot be written right now
+        self.crash_marked = False
         for pid in _spill_pids(run_dir):  # an earlier writer left records in its spill file
             if pid != attach.pid and not is_alive(pid, None):
                 self._recover_spill(pid)
@@ -55,8 +57,12 @@ class RunSlot:
         self.dead_since = None
 
     def accept(self, seq: int, kind: int, payload: bytes) -> bool:
-        """Append a stored record unless its seq is already in the log."""
+        """Append a stored record unless its seq is already in the log (or it is larger
+        than a frame may be: readers would take it for a torn tail)."""
         if seq <= self.writer.last_seq:
+            return False
+        if len(payload) > MAX_FRAME:
+            log.error("run %s: dropped record seq %d of %d bytes", self.run_id, seq, len(payload))
             return False
         self.writer.append(seq, payload)
         if kind == p.FINISH:
@@ -72,22 +78,23 @@ class RunSlot:
 
     def _recover_spill(self, pid: int) -> int:
         path = spill_path(str(self.run_dir), pid)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return 0
         added = 0
-        for payload, _end in iter_frames(data, 0):
-            fields = stored_fields(payload)
-            if fields is not None and self.accept(fields[2], fields[0], payload):
-                added += 1
-        self.writer.sync()  # durable before the only other copy goes
+        try:
+            with open(path, "rb") as f:
+                for payload, _end in stream_frames(f, 0):
+                    fields = stored_fields(payload)
+                    if fields is not None and self.accept(fields[2], fields[0], payload):
+                        added += 1
+            self.writer.sync()  # durable before the only other copy goes
+        except OSError:
+            return added
         path.unlink(missing_ok=True)
         return added
 
     def mark_crashed(self) -> None:
         if self.finished:
             return  # its spill file held its own Finish
+        self.crash_marked = True
         seq = self.writer.last_seq + 1
         record = p.Finish(p.FINISH, self.run_id, seq, "crashed", None, time.time())
         self.accept(seq, p.FINISH, p.encode(record))

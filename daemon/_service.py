@@ -37,11 +37,12 @@ from trackd._wire.layout import (
 from trackd._wire.settings import Settings, load
 
 from ._run_slot import CRASH_GRACE, RunSlot, recover_spills
-from ._uploader import Uploader
+from ._uploader import Uploader, UploadStatus
 
 log = logging.getLogger("trackd.daemon")
 DRAIN_MAX = 20000  # messages per turn, so fsync and acks are never starved
 SYNC_BYTES = 4 << 20
+DISK_RETRY = 1.0  # seconds between tries to write a run log the disk refused
 
 
 class DaemonState(enum.Enum):
@@ -68,7 +69,7 @@ class Daemon:
         self.uploader = Uploader(path, settings)
         self._waiters: dict[str, bytes] = {}  # run id -> client waiting on its upload
         self._nacked: set[str] = set()  # runs told to re-attach, in the message being handled
-        self._reported: dict[str, tuple[int, str | None, bool]] = {}
+        self._reported: dict[str, UploadStatus] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> bool:
@@ -141,7 +142,10 @@ class Daemon:
         if self._sock is not None:
             self._drain()
         for slot in self.runs.values():
-            slot.writer.close()
+            try:
+                slot.writer.close()
+            except OSError as exc:
+                log.error("run %s: not all records are durable at exit: %s", slot.run_id, exc)
             self._ack(slot)
         self.runs.clear()
         self.uploader.stop()
@@ -195,8 +199,11 @@ class Daemon:
                 self._nack(identity, fields[1], slot)
                 return
             slot.accept(fields[2], fields[0], payload)
-            if slot.writer.buffered_bytes > SYNC_BYTES:
-                slot.writer.write()
+            if slot.writer.buffered_bytes > SYNC_BYTES and slot.disk_error is None:
+                try:
+                    slot.writer.write()
+                except OSError as exc:
+                    self._disk_trouble(slot, exc)
             return
         self._handle_control(identity, p.from_fields(fields))
 
@@ -214,7 +221,10 @@ class Daemon:
             if record.run_id not in self.runs:
                 recover_spills(record.run_id, Path(record.run_dir))
             target = p.UploadTarget(*record.upload)
-            self.uploader.add(record.run_id, Path(record.run_dir), target, live=False)
+            # a run a client still writes stays live: its upload must not end at today's tail
+            slot = self.runs.get(record.run_id)
+            live = slot is not None and not slot.finished
+            self.uploader.add(record.run_id, Path(record.run_dir), target, live=live)
             self._wait_upload(identity, record.run_id)
         else:
             self.bad_records += 1
@@ -250,7 +260,7 @@ class Daemon:
             target = p.UploadTarget(*attach.upload)
             self.uploader.add(attach.run_id, slot.run_dir, target, live=True)
         if attach.handshake:
-            slot.writer.sync()  # the client may read the log to continue it
+            self._durable(slot)  # the client may read the log to continue it
             answer = p.Attached(
                 p.ATTACHED, slot.run_id, 0, True, slot.writer.last_seq, str(slot.run_dir)
             )
@@ -297,8 +307,8 @@ class Daemon:
             if status is None or status == self._reported.get(run_id):
                 continue
             self._reported[run_id] = status
-            uploaded, note, failed = status
-            ack = p.Ack(p.ACK, run_id, 0, None, uploaded, note, failed)
+            rejected = [list(pair) for pair in status.rejected]
+            ack = p.Ack(p.ACK, run_id, 0, None, status.seq, status.note, status.failed, rejected)
             try:
                 self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
             except zmq.ZMQError:
@@ -312,25 +322,48 @@ class Daemon:
         done = []
         for slot in self.runs.values():
             if slot.writer.dirty or slot.flush_requested:
-                slot.writer.sync()
                 slot.flush_requested = False
-                self._ack(slot)
-                self.uploader.notify(slot.run_id)
+                if self._durable(slot):
+                    self._ack(slot)
+                    self.uploader.notify(slot.run_id)
             if slot.finished and not slot.writer.dirty:
                 done.append(slot)
         for slot in done:
             self._close(slot, "finished")
 
+    def _durable(self, slot: RunSlot) -> bool:
+        """fsync the slot's log; on a disk error, keep going and tell its client why."""
+        try:
+            slot.writer.sync()
+        except OSError as exc:
+            self._disk_trouble(slot, exc)
+            return False
+        if slot.disk_error is not None:
+            log.warning("run %s: the run log is writable again", slot.run_id)
+            slot.disk_error = None
+        return True
+
+    def _disk_trouble(self, slot: RunSlot, exc: OSError) -> None:
+        error = f"cannot write the run log {slot.writer.path}: {exc.strerror or exc}"
+        if error != slot.disk_error:
+            log.error("run %s: %s; nothing new is acked, retrying", slot.run_id, error)
+            slot.disk_error = error
+            self._ack(slot)
+        self._next_sync = time.monotonic() + max(self.settings.fsync_interval, DISK_RETRY)
+
     def _ack(self, slot: RunSlot) -> None:
         assert self._sock is not None
-        ack = p.encode(p.Ack(p.ACK, slot.run_id, slot.writer.synced_seq))
+        ack = p.encode(p.Ack(p.ACK, slot.run_id, slot.writer.synced_seq, slot.disk_error))
         try:
             self._sock.send_multipart([slot.identity, ack], zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # the client went away; it re-attaches if it comes back
 
     def _close(self, slot: RunSlot, why: str) -> None:
-        slot.writer.close()
+        try:
+            slot.writer.close()
+        except OSError as exc:  # everything was durable already; only the last fsync failed
+            log.warning("run %s: closing the run log: %s", slot.run_id, exc)
         self.runs.pop(slot.run_id, None)
         self.uploader.set_live(slot.run_id, False)
         log.info("run %s closed (%s) at seq %d", slot.run_id, why, slot.writer.synced_seq)
@@ -345,17 +378,23 @@ class Daemon:
                 slot.dead_since = now  # drain a little longer: its last records may be in flight
                 continue
             if now - slot.dead_since >= CRASH_GRACE:
-                self._drain()
-                recovered = slot.recover_spill()
-                slot.mark_crashed()
-                slot.writer.sync()
-                log.warning(
-                    "run %s: client pid %d died; %d spilled record(s) recovered, marked crashed",
-                    slot.run_id,
-                    slot.pid,
-                    recovered,
-                )
-                self._close(slot, "crashed")
+                self._crashed(slot)
+
+    def _crashed(self, slot: RunSlot) -> None:
+        """The slot's client died: take what it left, mark the run crashed, close it once
+        that is durable (a full disk retries on the next check)."""
+        if not slot.crash_marked:
+            self._drain()
+            recovered = slot.recover_spill()
+            slot.mark_crashed()
+            log.warning(
+                "run %s: client pid %d died; %d spilled record(s) recovered, marked crashed",
+                slot.run_id,
+                slot.pid,
+                recovered,
+            )
+        if self._durable(slot):
+            self._close(slot, "crashed")
 
     def _idle_for(self, now: float) -> float:
         if self.runs or self.uploader.busy():

@@ -11,9 +11,12 @@ waiting, when the oldest waiting record is ``batch_seconds`` old, or at once whe
 is waiting in ``finish()``.
 
 Failures: connection errors, timeouts, 5xx, 408 and 429 are retried forever with
-exponential backoff and full jitter (429 and 503 honour Retry-After); 413 halves the batch;
-any other 4xx stops that run's upload and records the server's message, which
-``finish()`` and ``trackd status`` show. The data stays on disk either way.
+exponential backoff and full jitter (429 and 503 honour Retry-After); 413 halves the batch,
+and a single record the server still finds too large is recorded as refused; a 422 that
+names refused records (the server applied the rest, see :mod:`trackd._wire.ingest`) records
+them in the run's upload progress and moves on; any other 4xx stops that run's upload and
+records the server's message. ``finish()`` and ``trackd status`` show both. The data stays
+on disk either way.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 import httpx
 from trackd._wire import error_body, upload_state
 from trackd._wire import records as p
-from trackd._wire.ingest import encode_body
+from trackd._wire.ingest import IngestAnswer, decode_answer, encode_body
 from trackd._wire.layout import RUN_LOG_NAME
 from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
 from trackd._wire.settings import Settings
@@ -45,6 +48,14 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class PartialRejection(Exception):
+    """The server applied a batch but refused some of its records."""
+
+    def __init__(self, answer: IngestAnswer) -> None:
+        super().__init__(f"{len(answer.rejected)} record(s) refused")
+        self.answer = answer
 
 
 class FatalError(Exception):
@@ -81,6 +92,16 @@ class UploadJob:
         except OSError:
             return 0
         return max(0, size - max(self.progress.offset, HEADER.size))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    """What a client waiting on a run's upload is told."""
+
+    seq: int
+    note: str | None
+    failed: bool
+    rejected: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -141,11 +162,12 @@ class Uploader:
             job.flush = True
             self._wake.set()
 
-    def status(self, run_id: str) -> tuple[int, str | None, bool] | None:
+    def status(self, run_id: str) -> UploadStatus | None:
         job = self.jobs.get(run_id)
         if job is None:
             return None
-        return job.progress.seq, job.note, job.failed
+        rejected = tuple(job.progress.rejected)
+        return UploadStatus(job.progress.seq, job.note, job.failed, rejected)
 
     def busy(self) -> bool:
         return any(not job.done and not job.failed for job in list(self.jobs.values()))
@@ -209,16 +231,23 @@ class Uploader:
         except RetryableError as exc:
             self._retry_later(job, str(exc), exc.retry_after)
             return True
+        except PartialRejection as exc:
+            durable = exc.answer.durable_seq
+            for rejection in exc.answer.rejected:
+                self._note_rejected(job, rejection.seq, rejection.reason)
         except FatalError as exc:
             if exc.status == 413 and len(batch.payloads) > 1:
                 job.max_records = max(1, len(batch.payloads) // 2)
                 return True
-            self._fail(job, str(exc))
-            return True
+            if exc.status != 413:
+                self._fail(job, str(exc))
+                return True
+            durable = batch.last_seq  # one record the server will never take: move past it
+            self._note_rejected(job, batch.last_seq, f"the server refused it as too large: {exc}")
         job.failures, job.note = 0, None
         job.last_upload = job.last_heartbeat = time.monotonic()
         if durable >= batch.last_seq:
-            job.progress = Progress(batch.end_offset, durable)
+            job.progress.offset, job.progress.seq = batch.end_offset, durable
             upload_state.save_progress(job.run_dir, job.progress)
         job.flush = job.flush and job.pending_bytes() > 0  # a waiting finish() gets it all now
         return True
@@ -250,7 +279,9 @@ class Uploader:
         client = self._clients.get(base_url)
         if client is None:
             timeout = httpx.Timeout(self.settings.http_timeout)
-            client = httpx.Client(base_url=f"{base_url}/api/v1", timeout=timeout, trust_env=False)
+            client = httpx.Client(
+                base_url=f"{base_url}/api/v1", timeout=timeout, **self.settings.http_options()
+            )
             self._clients[base_url] = client
         return client
 
@@ -268,6 +299,10 @@ class Uploader:
             raise RetryableError(f"server unreachable ({type(exc).__name__}: {exc})") from exc
         if response.status_code in RETRYABLE_STATUS:
             raise RetryableError(f"server answered {response.status_code}", _retry_after(response))
+        if response.status_code == 422:
+            answer = decode_answer(_json_or_none(response))
+            if answer is not None and answer.rejected:
+                raise PartialRejection(answer)
         if response.status_code >= 400:
             raise FatalError(_server_message(response), response.status_code)
         try:
@@ -300,6 +335,10 @@ class Uploader:
         job.note = f"retrying in {delay:.1f} s: {why}"
         log.info("run %s: upload %s (attempt %d)", job.run_id, job.note, job.failures)
 
+    def _note_rejected(self, job: UploadJob, seq: int, reason: str) -> None:
+        job.progress.add_rejected(seq, reason)
+        log.warning("run %s: the server refused record seq %d: %s", job.run_id, seq, reason)
+
     def _fail(self, job: UploadJob, message: str) -> None:
         job.failed = True
         job.note = f"upload failed: {message}"
@@ -323,11 +362,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _server_message(response: httpx.Response) -> str:
+def _json_or_none(response: httpx.Response) -> object:
     try:
-        message = error_body.error_message(response.json())
+        return response.json()
     except ValueError:
-        message = None
+        return None
+
+
+def _server_message(response: httpx.Response) -> str:
+    message = error_body.error_message(_json_or_none(response))
     if message is None:
         return f"HTTP {response.status_code}: {response.text[:300]}"
     return f"{message} (HTTP {response.status_code})"

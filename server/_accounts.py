@@ -1,33 +1,22 @@
-"""Users, API keys, teams and memberships: creation and the first-start bootstrap.
+"""Users, their API keys, teams and memberships: creation, removal, first-start bootstrap.
 
-An API key is ``trk_`` followed by 40 URL-safe random characters. Only its SHA-256 hash is
-stored; the plaintext is returned once, to be shown once. Every user owns a personal entity
-named after them; a team is an entity with members.
+Every user owns a personal entity named after them; a team is an entity with members. A key's
+plaintext is returned once, to be shown once (see :mod:`._keys`). Removing a user removes
+their keys and memberships; their personal entity and its runs are kept, so the name stays
+taken.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 from trackd._wire.limits import NAME_RULE, valid_name
 
+from . import _keys
 from . import _schema as s
 from .errors import BadRequest, Conflict, NotFound, StartupError
-
-KEY_PREFIX = "trk_"
-
-
-def new_api_key() -> str:
-    """A fresh API key: ``trk_`` + 40 URL-safe characters (240 random bits)."""
-    return KEY_PREFIX + secrets.token_urlsafe(30)
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def check_name(what: str, name: object) -> str:
@@ -63,18 +52,13 @@ def _insert_id(conn: Connection, stmt: Any) -> int:
     return int(key[0])
 
 
-def add_key(conn: Connection, user_id: int, key: str | None = None) -> str:
-    """Register a key (a new random one unless given) for ``user_id``; returns the plaintext."""
-    key = key or new_api_key()
-    conn.execute(
-        insert(s.api_keys).values(
-            user_id=user_id, key_hash=hash_key(key), prefix=key[:8], created_at=time.time()
-        )
-    )
-    return key
-
-
-def create_user(conn: Connection, name: str, admin: bool = False, key: str | None = None) -> str:
+def create_user(
+    conn: Connection,
+    name: str,
+    admin: bool = False,
+    key: str | None = None,
+    expires_at: float | None = None,
+) -> str:
     """Create a user, its personal entity and a first API key; returns the key."""
     check_name("user", name)
     if _entity_id(conn, name) is not None:
@@ -83,12 +67,29 @@ def create_user(conn: Connection, name: str, admin: bool = False, key: str | Non
     user_id = _insert_id(conn, insert(s.users).values(name=name, is_admin=admin, created_at=now))
     entity_id = _insert_id(conn, insert(s.entities).values(name=name, kind="user", created_at=now))
     conn.execute(insert(s.members).values(entity_id=entity_id, user_id=user_id))
-    return add_key(conn, int(user_id), key)
+    return _keys.add_key(conn, int(user_id), key, expires_at)
 
 
-def create_key(conn: Connection, user: str) -> str:
+def create_key(conn: Connection, user: str, expires_at: float | None = None) -> str:
     """A new API key for an existing user; returns the plaintext."""
-    return add_key(conn, _user_id(conn, user))
+    return _keys.add_key(conn, _user_id(conn, user), expires_at=expires_at)
+
+
+def list_keys(conn: Connection, user: str) -> list[dict[str, Any]]:
+    """An existing user's keys (see :func:`._keys.listing`)."""
+    return _keys.listing(conn, _user_id(conn, user))
+
+
+def remove_user(conn: Connection, name: str) -> None:
+    """Remove a user with their keys and memberships (not the only admin)."""
+    user_id = _user_id(conn, name)
+    u = s.users.c
+    admins = conn.execute(select(u.id).where(u.is_admin.is_(True))).scalars().all()
+    if admins == [user_id]:
+        raise Conflict(f"user {name!r} is the only admin; create another admin first")
+    conn.execute(delete(s.api_keys).where(s.api_keys.c.user_id == user_id))
+    conn.execute(delete(s.members).where(s.members.c.user_id == user_id))
+    conn.execute(delete(s.users).where(u.id == user_id))
 
 
 def create_team(conn: Connection, name: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from . import _accounts
+from . import _accounts, _keys
+from ._api_keys import NewKey, created
 from ._auth import require_admin
 from ._http import Caller, app_state, respond
 
@@ -33,12 +34,40 @@ def create_user(request: Request, body: NewUser, principal: Caller) -> Response:
     return respond(request, {"name": body.name, "admin": body.admin, "api_key": key}, 201)
 
 
-@router.post("/users/{user}/keys", status_code=201, summary="A new API key for a user")
-def create_key(request: Request, user: str, principal: Caller) -> Response:
+@router.delete("/users/{user}", summary="Remove a user, their keys and memberships")
+def remove_user(request: Request, user: str, principal: Caller) -> Response:
     require_admin(principal)
     with app_state(request).db.write() as conn:
-        key = _accounts.create_key(conn, user)
-    return respond(request, {"name": user, "api_key": key}, 201)
+        _accounts.remove_user(conn, user)
+    return respond(request, {"name": user, "removed": True})
+
+
+@router.get("/users/{user}/keys", summary="A user's API keys (prefixes and states)")
+def list_keys(request: Request, user: str, principal: Caller) -> Response:
+    require_admin(principal)
+    with app_state(request).db.read() as conn:
+        keys = _accounts.list_keys(conn, user)
+    return respond(request, {"name": user, "keys": keys})
+
+
+@router.post("/users/{user}/keys", status_code=201, summary="A new API key for a user")
+def create_key(
+    request: Request, user: str, principal: Caller, body: NewKey | None = None
+) -> Response:
+    require_admin(principal)
+    body = body or NewKey()
+    expires_at = _keys.expiry(body.expires_in_days, body.expires_at)
+    with app_state(request).db.write() as conn:
+        key = _accounts.create_key(conn, user, expires_at)
+    return respond(request, created(user, key, expires_at), 201)
+
+
+@router.delete("/keys/{prefix}", summary="Revoke any API key, named by its prefix")
+def revoke_key(request: Request, prefix: str, principal: Caller) -> Response:
+    require_admin(principal)
+    with app_state(request).db.write() as conn:
+        revoked_at = _keys.revoke(conn, prefix)
+    return respond(request, {"prefix": prefix, "revoked_at": revoked_at})
 
 
 @router.post("/teams", status_code=201, summary="Create a team")

@@ -14,7 +14,6 @@ from . import _runs
 from . import _schema as s
 from ._http import Caller, app_state, member_entity, respond
 from ._ingest import apply_batch, parse_batch
-from .errors import PayloadTooLarge
 
 router = APIRouter(tags=["ingest"])
 
@@ -42,29 +41,6 @@ def init(request: Request, body: InitRequest, principal: Caller) -> Response:
     return respond(request, {"entity": entity.name, "project": project, "run": run})
 
 
-def _too_large(size: int, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the ingest body is {size / 2**20:.1f} MiB; the limit is {limit >> 20} MiB "
-        "(TRACKD_SERVER_MAX_BODY_MB on the server); send smaller batches"
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 once it passes ``limit`` (the rest is drained, then refused)."""
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > 4 * limit:
-        raise _too_large(declared, limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-    if size > limit:
-        raise _too_large(size, limit)
-    return b"".join(chunks)
-
-
 @router.post(
     "/ingest",
     summary="Apply a msgpack batch of run records exactly once",
@@ -72,7 +48,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 )
 async def ingest(request: Request, principal: Caller) -> Response:
     state = app_state(request)
-    body = await _read_body(request, state.settings.max_body)
+    body = await request.body()  # bounded and timed by the guard (TRACKD_SERVER_MAX_BODY_MB)
 
     def work() -> dict[str, Any]:
         batch = parse_batch(body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,15 +11,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from trackd._wire.error_body import error_body
 
-from . import _api_admin, _api_files, _api_ingest, _api_read
+from . import _api_admin, _api_files, _api_ingest, _api_keys, _api_read
 from ._db import Database
+from ._guard import Guard
 from ._http import AppState
 from ._migrations import LATEST
 from ._reaper import Reaper
 from ._settings import Settings
 from .errors import ServerError
-
-log = logging.getLogger("trackd.server")
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
@@ -51,13 +49,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("trackd: unexpected error", exc_info=exc)
-    return _error(
-        500, "internal", f"internal server error ({type(exc).__name__}); see the server log"
-    )
-
-
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The trackd server app for an open, migrated database."""
     reaper = Reaper(db, settings.heartbeat_timeout)
@@ -72,12 +63,14 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 
     app = FastAPI(title="trackd server", version="1", lifespan=lifespan)
     app.state.trackd = AppState(db=db, settings=settings)
-    for router in (_api_ingest.router, _api_read.router, _api_files.router, _api_admin.router):
+    routers = (_api_ingest, _api_read, _api_files, _api_keys, _api_admin)
+    for router in (module.router for module in routers):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(ServerError, _server_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # the guard answers unexpected errors itself (once logged, with Connection: close)
+    app.add_middleware(Guard, settings=settings, db=db)
 
     @app.get("/healthz", tags=["health"], summary="Liveness; needs no API key")
     def healthz() -> dict[str, object]:

@@ -8,12 +8,13 @@ cannot probe for other users' or teams' names.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
 from . import _schema as s
-from ._accounts import hash_key
+from ._keys import hash_key, when
 from .errors import Forbidden, Unauthorized
 
 _GET_A_KEY = (
@@ -29,6 +30,7 @@ class Principal:
     user_id: int
     name: str
     is_admin: bool
+    key_prefix: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +47,24 @@ def authenticate(conn: Connection, authorization: str | None) -> Principal:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized(f"the Authorization header is not 'Bearer <key>'; {_GET_A_KEY}")
+    k = s.api_keys.c
     row = conn.execute(
-        select(s.users.c.id, s.users.c.name, s.users.c.is_admin)
-        .join(s.api_keys, s.api_keys.c.user_id == s.users.c.id)
-        .where(s.api_keys.c.key_hash == hash_key(key))
+        select(s.users.c.id, s.users.c.name, s.users.c.is_admin, k.prefix)
+        .add_columns(k.expires_at, k.revoked_at)
+        .join(s.api_keys, k.user_id == s.users.c.id)
+        .where(k.key_hash == hash_key(key))
     ).first()
     if row is None:
         raise Unauthorized(f"the API key is not valid; {_GET_A_KEY}")
-    return Principal(int(row.id), row.name, bool(row.is_admin))
+    if row.revoked_at is not None:
+        raise Unauthorized(
+            f"the API key {row.prefix}... was revoked on {when(row.revoked_at)}; {_GET_A_KEY}"
+        )
+    if row.expires_at is not None and row.expires_at <= time.time():
+        raise Unauthorized(
+            f"the API key {row.prefix}... expired on {when(row.expires_at)}; {_GET_A_KEY}"
+        )
+    return Principal(int(row.id), row.name, bool(row.is_admin), row.prefix)
 
 
 def require_admin(principal: Principal) -> None:

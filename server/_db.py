@@ -8,6 +8,7 @@ PostgreSQL writes run concurrently and serialise per run with ``SELECT ... FOR U
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,12 @@ from sqlalchemy.pool import NullPool
 from .errors import StartupError
 
 SQLITE_NAME = "trackd.db"
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of any database URL in it shown as ``***``."""
+    return _PASSWORD.sub(r"\1***@", text)
 
 
 def database_url(db: str | None, data_dir: Path) -> str:
@@ -35,7 +42,7 @@ def database_url(db: str | None, data_dir: Path) -> str:
     if db.startswith(("postgresql+psycopg://", "sqlite:///")):
         return db
     raise StartupError(
-        f"--db {db!r} is not a supported database URL; use postgresql://user@host:port/dbname "
+        f"--db {redact(db)!r} is not a supported database URL; use postgresql://user@host:port/dbname "
         "or leave --db out to use SQLite in the data dir"
     )
 
@@ -83,7 +90,9 @@ class Database:
                 pass
         except SQLAlchemyError as exc:
             database.close()
-            raise StartupError(f"cannot connect to database {db or url}: {exc}") from exc
+            raise StartupError(
+                f"cannot connect to database {redact(db or url)}: {redact(str(exc))}"
+            ) from exc
         return database
 
     @contextmanager

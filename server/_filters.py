@@ -19,6 +19,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from ._nesting import check_depth
 from .errors import BadRequest
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -32,6 +33,7 @@ def parse(text: str | None) -> Predicate:
     """The predicate for a ``filters=`` query parameter (``None``/empty: every run)."""
     if not text:
         return lambda run: True
+    check_depth(text.encode(), "filters")  # compiling and matching recurse per level
     try:
         spec = json.loads(text)
     except ValueError as exc:

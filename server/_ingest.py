@@ -66,7 +66,7 @@ def _decode_records(run_id: str, raw: list[Any]) -> list[Any]:
         if record.kind not in p.STORED_KINDS:
             raise InvalidRecord(
                 f"record #{index} is a {p.KIND_NAMES[record.kind]} (kind {record.kind}), which is "
-                "never stored; send only RunStart, History, Config, Summary, Metric, Finish"
+                "never stored; send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
             )
         if record.run_id != run_id:
             raise InvalidRecord(
@@ -164,6 +164,7 @@ class _Applier:
             p.SUMMARY: self._summary,
             p.METRIC: self._metric,
             p.FINISH: self._finish,
+            p.RUN_UPDATE: self._run_update,
         }
         for record in records:
             handlers[record.kind](record)
@@ -212,6 +213,25 @@ class _Applier:
             exit_code=None,
         )
         self._merge_config(r.config or {}, f"RunStart record seq {r.seq}")
+
+    def _run_update(self, r: p.RunUpdate) -> None:
+        if not isinstance(r.data, dict):
+            raise InvalidRecord(f"RunUpdate record seq {r.seq}: data must be a map")
+        columns = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
+        for key, value in r.data.items():
+            if key == "tags":
+                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+                    raise InvalidRecord(f"RunUpdate record seq {r.seq}: tags must be a list of str")
+                self.values["tags"] = json.dumps(value)
+            elif key in columns:
+                if value is not None and not isinstance(value, str):
+                    raise InvalidRecord(f"RunUpdate record seq {r.seq}: {key} must be a str")
+                self.values[columns[key]] = value or (self.run.run_id if key == "name" else None)
+            else:
+                raise InvalidRecord(
+                    f"RunUpdate record seq {r.seq}: {key!r} is not one of "
+                    f"{', '.join(p.UPDATABLE_FIELDS)}"
+                )
 
     def _load_key_ids(self) -> dict[str, int]:
         rows = self.conn.execute(

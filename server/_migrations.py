@@ -100,7 +100,19 @@ _V2_PROGRAM_AND_REAPER_INDEX = (
     "CREATE INDEX ix_runs_state_heartbeat ON runs (state, heartbeat_at)",
 )
 
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1_INITIAL, _V2_PROGRAM_AND_REAPER_INDEX)
+_V3_KEY_EXPIRY_AND_REVOCATION = (
+    "ALTER TABLE api_keys ADD COLUMN expires_at DOUBLE PRECISION",
+    "ALTER TABLE api_keys ADD COLUMN revoked_at DOUBLE PRECISION",
+    # keys are revoked by prefix and listed by user
+    "CREATE INDEX ix_api_keys_prefix ON api_keys (prefix)",
+    "CREATE INDEX ix_api_keys_user ON api_keys (user_id)",
+)
+
+MIGRATIONS: tuple[Sequence[str], ...] = (
+    _V1_INITIAL,
+    _V2_PROGRAM_AND_REAPER_INDEX,
+    _V3_KEY_EXPIRY_AND_REVOCATION,
+)
 LATEST = len(MIGRATIONS)
 
 

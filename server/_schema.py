@@ -58,6 +58,8 @@ api_keys = Table(
     Column("key_hash", Text, nullable=False, unique=True),
     Column("prefix", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("expires_at", Double),  # migration 3
+    Column("revoked_at", Double),  # migration 3
 )
 
 entities = Table(

@@ -10,6 +10,7 @@ import uvicorn
 
 from ._app import create_app
 from ._db import Database
+from ._h11 import header_deadline_protocol
 from ._settings import Settings
 from .errors import StartupError
 
@@ -51,6 +52,7 @@ def serve(settings: Settings, db: Database) -> None:
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 5,
+        "http": header_deadline_protocol(settings.header_timeout),
     }
     app = create_app(settings, db)
     server = _Server(uvicorn.Config(app, **config), f"http://{shown}:{port}")

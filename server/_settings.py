@@ -48,6 +48,18 @@ SETTINGS: tuple[tuple[str, Any, str, str], ...] = (
         "TRACKD_SERVER_MAX_BODY_MB",
         "largest ingest request body accepted, in MiB",
     ),
+    (
+        "header_timeout",
+        30.0,
+        "TRACKD_SERVER_HEADER_TIMEOUT",
+        "seconds a client has to send a request's headers, counted from when it connects",
+    ),
+    (
+        "body_timeout",
+        60.0,
+        "TRACKD_SERVER_BODY_TIMEOUT",
+        "seconds a request body may stall (no bytes arriving) before the request is dropped",
+    ),
 )
 
 
@@ -61,6 +73,8 @@ class Settings:
     admin_user: str = "admin"
     admin_key: str | None = None
     max_body_mb: int = 32
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
 
     @property
     def max_body(self) -> int:

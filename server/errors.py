@@ -8,8 +8,9 @@ into ``{"error": {"code": ..., "message": ...}}`` with that status::
         ├── BadRequest         400  a malformed query, JSON body or name
         ├── Unauthorized       401  no API key, or a key the server does not know
         ├── Forbidden          403  the key may not use that entity, or is not an admin
-        ├── NotFound           404  no such run, file or user
-        ├── Conflict           409  the name is taken
+        ├── NotFound           404  no such run, file, user or key
+        ├── RequestTimeout     408  the request body stopped arriving
+        ├── Conflict           409  the name is taken, or a file path clashes with a folder
         ├── PayloadTooLarge    413  the body is over the limit
         ├── InvalidRecord      422  an ingest batch holds a record the server cannot apply
         └── StartupError       (CLI) the server cannot start with these settings
@@ -59,6 +60,11 @@ class NotFound(ServerError):
     code = "not_found"
 
 
+class RequestTimeout(ServerError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(ServerError):
     status = 409
     code = "conflict"
@@ -87,6 +93,7 @@ __all__ = [
     "InvalidRecord",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServerError",
     "StartupError",
     "Unauthorized",

@@ -3,8 +3,14 @@
 A msgpack map ``{"v": 1, "entity": str | nil, "project": str, "run_id": str, "records":
 [record, ...]}`` whose records are the run log's own record bytes (:mod:`.records`), in
 increasing ``seq`` order, all of one run: the uploader copies them from disk without
-decoding them. The server answers ``{"durable_seq": N}``, the highest seq it holds for the
-run. A body without ``v`` is version 1.
+decoding them. A body without ``v`` is version 1.
+
+The answer (:class:`IngestAnswer`): ``200 {"durable_seq": N}``, the highest seq the server
+holds for the run, when every record was applied. When some records cannot be stored (a
+value out of range, say), the server still applies the others, moves the run past the
+refused ones, and answers ``422`` with the same ``durable_seq`` plus ``"rejected": [{"seq":
+s, "reason": "..."}]`` beside the usual error body; the daemon records the refusals and goes
+on. A 4xx without ``rejected`` refuses the whole batch.
 """
 
 from __future__ import annotations
@@ -27,6 +33,37 @@ class IngestBody:
     project: Any
     run_id: Any
     records: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestAnswer:
+    durable_seq: int
+    rejected: tuple[Rejection, ...] = ()
+
+
+def answer_body(durable_seq: int, rejected: list[Rejection]) -> dict[str, Any]:
+    """What the server puts in its answer beside the error body (if any)."""
+    doc: dict[str, Any] = {"durable_seq": durable_seq}
+    if rejected:
+        doc["rejected"] = [{"seq": r.seq, "reason": r.reason} for r in rejected]
+    return doc
+
+
+def decode_answer(doc: Any) -> IngestAnswer | None:
+    """The server's answer to an ingest, or None if ``doc`` does not carry one."""
+    if not isinstance(doc, dict) or type(doc.get("durable_seq")) is not int:
+        return None
+    rejected = []
+    for entry in doc.get("rejected") or ():
+        if isinstance(entry, dict) and type(entry.get("seq")) is int:
+            rejected.append(Rejection(entry["seq"], str(entry.get("reason", ""))))
+    return IngestAnswer(doc["durable_seq"], tuple(rejected))
 
 
 def encode_body(entity: str | None, project: str, run_id: str, payloads: list[bytes]) -> bytes:

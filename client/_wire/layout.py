@@ -73,3 +73,12 @@ def spill_path(run_dir: str | Path, pid: int) -> Path:
 def run_dir_name(prefix: str, stamp: str, run_id: str) -> str:
     """``run-20261124_101500-k3x9q2ma``: the name of a new run directory."""
     return f"{prefix}-{stamp}-{run_id}"
+
+
+def is_run_dir_of(name: str, run_id: str) -> bool:
+    """Whether a directory called ``name`` holds run ``run_id`` (not ``exp-1`` for ``1``)."""
+    for prefix in RUN_DIR_PREFIXES:
+        if name.startswith(prefix + "-"):
+            stamp, sep, rest = name[len(prefix) + 1 :].partition("-")
+            return bool(sep) and rest == run_id
+    return False

@@ -5,8 +5,15 @@ made) and the server checks them again at ingest (nothing it cannot store reache
 database). Both import them from here, so the two checks cannot drift apart.
 
 - keys: ``str`` of at most ``MAX_KEY_LEN`` characters;
-- a ``str`` value: at most ``MAX_VALUE_BYTES`` bytes of UTF-8 (1 MiB);
-- an ``int`` history value: fits in 64 bits (``INT64_MIN`` .. ``UINT64_MAX``);
+- a ``str`` value or key: at most ``MAX_VALUE_BYTES`` bytes of UTF-8 (1 MiB), and no NUL
+  character (PostgreSQL's text cannot hold one);
+- an ``int`` history value: fits in 64 bits (``INT64_MIN`` .. ``UINT64_MAX``); a step, a
+  config or summary int: int64; an exit code: int32 (``EXIT_CODE_MIN`` .. ``EXIT_CODE_MAX``);
+- config and summary values: None, bool, int, float (NaN and inf included), str, and lists
+  and str-keyed maps of those, nested at most ``MAX_DEPTH`` levels (deeper data is almost
+  always a mistake, and every reader must be able to walk it without recursion trouble);
+- one encoded record: at most ``MAX_RECORD_BYTES`` (the server's ingest body limit is
+  larger, so a single record always fits a batch);
 - entity, user, team and project names: ``NAME_RULE``;
 - run ids: ``RUN_ID_RULE`` (they become directory names and URL parts).
 
@@ -22,6 +29,9 @@ LIMITS_VERSION = 1
 MAX_KEY_LEN = 512
 MAX_VALUE_BYTES = 1 << 20
 INT64_MIN, INT64_MAX, UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+EXIT_CODE_MIN, EXIT_CODE_MAX = -(1 << 31), (1 << 31) - 1
+MAX_DEPTH = 32
+MAX_RECORD_BYTES = 8 << 20
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -32,6 +42,15 @@ RUN_ID_RULE = "1-64 letters, digits, '-' or '_'"
 def str_too_long(value: str) -> bool:
     """Whether ``value`` is over ``MAX_VALUE_BYTES`` of UTF-8 (cheap for short strings)."""
     return len(value) * 4 > MAX_VALUE_BYTES and len(value.encode()) > MAX_VALUE_BYTES
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as a str (too long, or holds NUL), or None."""
+    if str_too_long(value):
+        return f"is a str of {len(value.encode())} bytes; at most {MAX_VALUE_BYTES} (1 MiB) fit"
+    if "\0" in value:
+        return f"is a str holding a NUL character at index {value.index(chr(0))}; remove it"
+    return None
 
 
 def valid_name(name: object) -> TypeGuard[str]:

@@ -14,6 +14,8 @@ server applies each ``seq`` at most once):
     Summary    summary keys set explicitly by the user (``None`` value = key removed)
     Metric     a ``define_metric()`` call
     Finish     the run ended: state ``finished`` | ``failed`` | ``crashed``, exit code
+    RunUpdate  run metadata changed after ``init()`` (``run.name = ...``): the changed keys
+               of ``name``, ``notes``, ``tags``, ``group``, ``job_type``
 
 Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
@@ -51,6 +53,7 @@ CONFIG = 3
 SUMMARY = 4
 METRIC = 5
 FINISH = 6
+RUN_UPDATE = 7
 ATTACH = 20
 FLUSH = 21
 ACK = 22
@@ -58,7 +61,8 @@ SYNC = 23
 ATTACHED = 24
 NACK = 25
 
-STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH})
+STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH, RUN_UPDATE})
+UPDATABLE_FIELDS = ("name", "notes", "tags", "group", "job_type")
 
 
 class RunStart(NamedTuple):
@@ -124,6 +128,13 @@ class Finish(NamedTuple):
     state: str
     exit_code: int | None
     time: float
+
+
+class RunUpdate(NamedTuple):
+    kind: int
+    run_id: str
+    seq: int
+    data: dict[str, Any]
 
 
 class Attach(NamedTuple):
@@ -192,7 +203,8 @@ class Flush(NamedTuple):
 
 class Ack(NamedTuple):
     """Daemon -> client: ``seq`` is durable; ``uploaded`` is the server's durable seq (-1:
-    not uploading), ``upload_note`` says why an upload waits or failed."""
+    not uploading), ``upload_note`` says why an upload waits or failed, ``rejected`` lists
+    ``[seq, reason]`` of records the server refused."""
 
     kind: int
     run_id: str
@@ -201,6 +213,7 @@ class Ack(NamedTuple):
     uploaded: int = -1
     upload_note: str | None = None
     upload_failed: bool = False
+    rejected: list[list[Any]] | None = None
 
 
 Record = (
@@ -210,6 +223,7 @@ Record = (
     | Summary
     | Metric
     | Finish
+    | RunUpdate
     | Attach
     | Flush
     | Ack
@@ -225,6 +239,7 @@ _BY_KIND: dict[int, Any] = {
     SUMMARY: Summary,
     METRIC: Metric,
     FINISH: Finish,
+    RUN_UPDATE: RunUpdate,
     ATTACH: Attach,
     FLUSH: Flush,
     ACK: Ack,

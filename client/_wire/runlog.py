@@ -19,6 +19,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 MAGIC = b"TRKDLOG\0"
 FORMAT_VERSION = 1
@@ -76,6 +77,51 @@ def iter_frames(data: bytes | memoryview, start: int) -> Iterator[tuple[bytes, i
             return
         yield payload, end
         pos = end
+
+
+def stream_frames(f: BinaryIO, start: int, chunk: int = 1 << 20) -> Iterator[tuple[bytes, int]]:
+    """:func:`iter_frames` over an open file from offset ``start``, reading ``chunk`` bytes at
+    a time, so memory stays bounded by the chunk (or one frame) whatever the file's size."""
+    f.seek(start)
+    buf = b""
+    base = start  # file offset of buf[0]
+    while True:
+        consumed = 0
+        for payload, end in iter_frames(buf, 0):
+            consumed = end
+            yield payload, base + end
+        buf, base = buf[consumed:], base + consumed
+        need = FRAME.size
+        if len(buf) >= FRAME.size:
+            length = FRAME.unpack_from(buf)[0]
+            need = FRAME.size + length
+            if length > MAX_FRAME or len(buf) >= need:
+                return  # a bad frame: nothing after it is trusted
+        data = f.read(max(chunk, need - len(buf)))
+        if not data:
+            return  # end of file, or a torn tail
+        buf += data
+
+
+@dataclass(frozen=True, slots=True)
+class LogEnd:
+    good_end: int  # offset just past the last good frame
+    size: int
+    last_payload: bytes | None
+
+
+def scan_end(path: str | os.PathLike[str]) -> LogEnd:
+    """Where the good frames of the log at ``path`` end, and the last one, in bounded memory."""
+    with open(path, "rb") as f:
+        head = f.read(HEADER.size)
+        size = os.fstat(f.fileno()).st_size
+        if not head:
+            return LogEnd(0, 0, None)
+        check_header(head, str(path))
+        good_end, last = HEADER.size, None
+        for payload, end in stream_frames(f, HEADER.size):
+            good_end, last = end, payload
+    return LogEnd(good_end, size, last)
 
 
 def scan(path: str | os.PathLike[str]) -> ScanResult:

@@ -11,6 +11,7 @@ checks that).
 from __future__ import annotations
 
 import os
+import ssl
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -38,6 +39,13 @@ TABLE: tuple[tuple[str, Any, str, str], ...] = (
     ("batch_bytes", 1 << 20, "TRACKD_BATCH_BYTES", "uploader: max bytes in one batch"),
     ("batch_seconds", 1.0, "TRACKD_BATCH_SECONDS", "uploader: max seconds a record waits"),
     ("http_timeout", 10.0, "TRACKD_HTTP_TIMEOUT", "uploader: seconds per HTTP request"),
+    (
+        "http_trust_env",
+        False,
+        "TRACKD_HTTP_TRUST_ENV",
+        "1 = use HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE from the environment",
+    ),
+    ("ca_bundle", None, "TRACKD_CA_BUNDLE", "CA certificates (PEM) to trust for an https server"),
     ("heartbeat_interval", 15.0, "TRACKD_HEARTBEAT_INTERVAL", "uploader: seconds"),
 )
 
@@ -62,6 +70,8 @@ class Settings:
     batch_bytes: int
     batch_seconds: float
     http_timeout: float
+    http_trust_env: bool
+    ca_bundle: str | None
     heartbeat_interval: float
 
     @property
@@ -72,6 +82,19 @@ class Settings:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         base = Path(runtime) if runtime else Path(tempfile.gettempdir())
         return base / f"trackd-{os.getuid()}"
+
+    def http_options(self) -> dict[str, Any]:
+        """What every httpx client of the training process and the daemon is built with."""
+        options: dict[str, Any] = {"trust_env": self.http_trust_env}
+        if self.ca_bundle:
+            try:
+                options["verify"] = ssl.create_default_context(cafile=self.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(
+                    f"TRACKD_CA_BUNDLE={self.ca_bundle!r} cannot be loaded ({exc}); "
+                    "point it at a file of PEM certificates"
+                ) from exc
+        return options
 
     @property
     def config_path(self) -> Path:

@@ -2,7 +2,9 @@
 
 - ``<run dir>/upload.json`` (:class:`Progress`): how far the upload of that run got: the
   byte offset in the run log just past the last frame the server holds, that frame's seq,
-  and the error that stopped the upload, if one did. Written atomically after every batch
+  the error that stopped the upload, if one did, and the records the server refused
+  (``rejected``: ``[seq, reason]`` pairs, the first ``MAX_REJECTED`` of ``rejected_count``;
+  the records themselves stay in the run log). Written atomically after every batch
   the server confirmed; a restarted daemon resumes from it (the server ignores any seq it
   already has, so resuming a little early is harmless).
 - ``<daemon dir>/uploads/<run_id>.json`` (:class:`Registration`, mode 0600: it holds the
@@ -14,7 +16,7 @@ Both files carry ``"v": 1``; a file without ``v`` is version 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import records as r
@@ -22,6 +24,7 @@ from .jsonfile import read_json, write_json
 from .layout import PROGRESS_NAME, UPLOADS_DIR
 
 STATE_VERSION = 1
+MAX_REJECTED = 100
 
 
 @dataclass(slots=True)
@@ -29,6 +32,14 @@ class Progress:
     offset: int = 0
     seq: int = 0
     error: str | None = None
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    rejected_count: int = 0
+
+    def add_rejected(self, seq: int, reason: str) -> None:
+        if all(s != seq for s, _ in self.rejected):
+            self.rejected_count += 1
+            if len(self.rejected) < MAX_REJECTED:
+                self.rejected.append((seq, reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +52,28 @@ class Registration:
 def load_progress(run_dir: Path) -> Progress:
     data = read_json(run_dir / PROGRESS_NAME) or {}
     try:
-        return Progress(int(data.get("offset", 0)), int(data.get("seq", 0)), data.get("error"))
+        rejected = [(int(seq), str(reason)) for seq, reason in data.get("rejected") or ()]
+        return Progress(
+            int(data.get("offset", 0)),
+            int(data.get("seq", 0)),
+            data.get("error"),
+            rejected,
+            int(data.get("rejected_count", len(rejected))),
+        )
     except (TypeError, ValueError):
         return Progress()
 
 
 def save_progress(run_dir: Path, progress: Progress) -> None:
-    doc = {"v": STATE_VERSION, "offset": progress.offset, "seq": progress.seq}
-    doc["error"] = progress.error  # type: ignore[assignment]
-    write_json(run_dir / PROGRESS_NAME, doc, 0o644)
+    doc = {
+        "v": STATE_VERSION,
+        "offset": progress.offset,
+        "seq": progress.seq,
+        "error": progress.error,
+        "rejected": [list(pair) for pair in progress.rejected],
+        "rejected_count": progress.rejected_count,
+    }
+    write_json(run_dir / PROGRESS_NAME, doc, 0o600)
 
 
 def register(daemon_dir: Path, run_id: str, run_dir: Path, target: r.UploadTarget) -> None:

@@ -24,7 +24,7 @@ def find_unsynced(root: Path) -> list[Path]:
     for run_dir in sorted(root.glob("*run-*")):
         if not (run_dir / RUN_LOG_NAME).exists():
             continue
-        if load_progress(run_dir).seq < read_run(run_dir).last_seq:
+        if load_progress(run_dir).seq < read_run(run_dir, history=False).last_seq:
             out.append(run_dir)
     return out
 
@@ -45,7 +45,7 @@ def sync(paths: list[str], settings: Settings | None = None, show: bool = True) 
     try:
         with ServerClient(target.base_url, key, timeout=settings.http_timeout) as client:
             for run_dir in dirs:
-                data = read_run(run_dir)
+                data = read_run(run_dir, history=False)
                 entity = data.entity or target.entity
                 answer = client.post(
                     "/init", {"entity": entity, "project": data.project, "run_id": data.id}
@@ -80,6 +80,8 @@ def _sync_one(
         _bar(data.id, max(stream.uploaded, 0), last_seq)
         print(file=sys.stderr)
     where = f"{upload.base_url} {upload.entity}/{upload.project}/{data.id}"
+    for seq, why in stream.rejected:
+        print(f"trackd sync: {run_dir.name}: the server refused seq {seq}: {why}", file=sys.stderr)
     if outcome == "done":
         print(f"trackd sync: {run_dir.name} -> {where}", file=sys.stderr)
         return True

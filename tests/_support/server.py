@@ -37,10 +37,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _clean_env(admin_key: str) -> dict[str, str]:
+def _clean_env(admin_key: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
     env["TRACKD_ADMIN_KEY"] = admin_key
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
     return env
 
 
@@ -53,8 +54,10 @@ class ServerProcess:
         db: str | None = None,
         args: Sequence[str] = (),
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.env = dict(env or {})
         self.db = db
         self.args = list(args)
         self.port = port or free_port()
@@ -77,7 +80,10 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=_clean_env(self.admin_key)
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_clean_env(self.admin_key, self.env),
             )
         self._wait_healthy(timeout)
 
@@ -128,10 +134,13 @@ class ServerProcess:
 
 @contextmanager
 def running_server(
-    data_dir: Path, db: str | None = None, args: Sequence[str] = ()
+    data_dir: Path,
+    db: str | None = None,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
-    """A started :class:`ServerProcess`, stopped (or killed) at the end."""
-    server = ServerProcess(data_dir, db=db, args=args)
+    """A started :class:`ServerProcess` (``env``: extra variables), stopped at the end."""
+    server = ServerProcess(data_dir, db=db, args=args, env=env)
     server.start()
     try:
         yield server

@@ -153,7 +153,8 @@ def test_scan_history_pages_over_step_gaps(api: trackd.Api) -> None:
     run = api.run("admin/proj/long")
     scanned = list(run.scan_history(keys=["y"], page_steps=700))
     assert [r["_step"] for r in scanned] == [*range(5000), 100_000]
-    assert scanned == run.history(keys=["y"], pandas=False)
+    assert scanned == run.history(keys=["y"], samples=None, pandas=False)
+    assert len(run.history(keys=["y"], pandas=False)) <= 2 * 501  # sampled by default
 
 
 def test_api_defaults_from_login_and_directory(

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests._support.server import ServerProcess
+from tests._support.server import ServerProcess, free_port
 from tests.server._batches import history, ingest, run_start
 
 FORBIDDEN = "entity '{}' not found or you are not a member"
@@ -130,3 +130,43 @@ def test_cli_admin_commands(server: ServerProcess) -> None:
         base + ["--create-key", "nobody"], capture_output=True, text=True, timeout=60
     )
     assert fail.returncode == 2 and "user 'nobody' not found" in fail.stderr
+
+
+def test_names_with_a_trailing_newline_are_refused(admin: httpx.Client) -> None:
+    """``re.match`` with ``$`` accepts ``'bob\\n'``, which looks just like ``'bob'``."""
+    assert admin.post("/admin/users", json={"name": "bob"}).status_code == 201
+    attempts = {
+        "user": admin.post("/admin/users", json={"name": "bob\n"}),
+        "team": admin.post("/admin/teams", json={"name": "T\n"}),
+        "project": admin.post("/init", json={"project": "p\n", "run_id": "r1"}),
+        "run_id": admin.post("/init", json={"project": "p", "run_id": "r1\n"}),
+    }
+    for what, response in attempts.items():
+        assert response.status_code == 400, (what, response.text)
+        assert "is not valid" in response.json()["error"]["message"]
+    batch = ingest(admin, "r1", [run_start("r1")], project="p\n")
+    assert batch.status_code == 422, batch.text
+    users = [e["name"] for e in admin.get("/entities").json()["entities"]]
+    assert users == ["admin"]
+
+
+def test_a_given_admin_key_is_never_printed(server: ServerProcess) -> None:
+    log = server.log_tail(1000)
+    assert server.admin_key not in log
+    assert "admin user 'admin' created with the key from TRACKD_ADMIN_KEY" in log
+
+
+def test_a_failed_database_connection_hides_the_password(tmp_path: Path) -> None:
+    port = free_port()
+    for url, message in (
+        (f"postgresql://u:secretpw@127.0.0.1:{port}/x", "cannot connect to database"),
+        ("mysql://u:secretpw@127.0.0.1/x", "is not a supported database URL"),
+    ):
+        cmd = [sys.executable, "-m", "trackd.server", "--data-dir", str(tmp_path), "--db", url]
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"}
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 2, output
+        assert "secretpw" not in output
+        assert message in output and "u:***@127.0.0.1" in output, output

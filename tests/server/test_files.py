@@ -47,3 +47,42 @@ def test_path_traversal_is_refused(server: ServerProcess, admin: httpx.Client) -
             assert response.status_code == 400, (raw, method, response.text)
             assert "is not allowed" in response.json()["error"]["message"]
     assert secret.read_text() == "do not read"
+
+
+def test_paths_that_clash_with_files_or_folders_are_4xx(admin: httpx.Client) -> None:
+    ingest(admin, "f1", [run_start("f1")]).raise_for_status()
+    admin.put(FILES + "/ckpt/model.bin", content=b"weights").raise_for_status()
+    onto_folder = admin.put(FILES + "/ckpt", content=b"x")
+    assert onto_folder.status_code == 409, onto_folder.text
+    assert "'ckpt' is a folder" in onto_folder.json()["error"]["message"]
+    under_file = admin.put(FILES + "/ckpt/model.bin/part1", content=b"x")
+    assert under_file.status_code == 409, under_file.text
+    assert "'ckpt/model.bin' is a file" in under_file.json()["error"]["message"]
+    long_name = "x" * 256
+    for response in (
+        admin.put(f"{FILES}/logs/{long_name}", content=b"x"),
+        admin.get(f"{FILES}/logs/{long_name}"),
+    ):
+        assert response.status_code == 400, response.text
+        assert "longer than 255 bytes" in response.json()["error"]["message"]
+    listing = admin.get(FILES).json()["files"]
+    assert [(f["name"], f["size"]) for f in listing] == [("ckpt/model.bin", 7)]
+    assert admin.get(FILES + "/ckpt/model.bin").content == b"weights"
+
+
+def test_only_readable_files_are_listed(server: ServerProcess, admin: httpx.Client) -> None:
+    ingest(admin, "f1", [run_start("f1")]).raise_for_status()
+    admin.put(FILES + "/notes.txt", content=b"hello").raise_for_status()
+    [root] = (server.data_dir / "files").iterdir()
+    secret = server.data_dir / "secret.txt"
+    secret.write_text("do not read")
+    (root / "leak.txt").symlink_to(secret)
+    (root / "leakdir").symlink_to(server.data_dir)
+    (root / "alias.txt").symlink_to(root / "notes.txt")  # stays inside the run: readable
+    names = [f["name"] for f in admin.get(FILES).json()["files"]]
+    assert names == ["alias.txt", "notes.txt"]
+    assert admin.get(FILES + "/alias.txt").content == b"hello"
+    for name in names:
+        assert admin.get(f"{FILES}/{name}").status_code == 200
+    assert admin.get(FILES + "/leak.txt").status_code == 400
+    assert admin.get(FILES + "/leakdir/secret.txt").status_code == 400

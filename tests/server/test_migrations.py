@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from pathlib import Path
 
 import pytest
@@ -43,9 +45,64 @@ def test_server_upgrades_a_version_1_database(tmp_path: Path, db_url: str | None
         engine.dispose()
     assert _version(url) == 1 and "program" not in _columns(url)
     with running_server(data_dir, db=db_url) as server, server.client() as client:
-        assert "schema upgraded from version 1 to 2" in server.log_tail()
+        assert f"schema upgraded from version 1 to {LATEST}" in server.log_tail()
         ingest(client, "m1", [run_start("m1", program="train.py")]).raise_for_status()
         assert client.get("/runs/admin/proj/m1").json()["program"] == "train.py"
     assert _version(url) == LATEST and "program" in _columns(url)
     if db_url is None:
         assert (data_dir / SQLITE_NAME).exists()
+
+
+def _add_v2_user_and_key(url: str, name: str, key: str) -> None:
+    """A user and key as a version-2 server stored them (an 8-character prefix, no expiry)."""
+    engine = unpooled_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO users (name, is_admin, created_at) VALUES (:n, TRUE, 0)"),
+                {"n": name},
+            )
+            conn.execute(
+                text("INSERT INTO entities (name, kind, created_at) VALUES (:n, 'user', 0)"),
+                {"n": name},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO members (entity_id, user_id) SELECT e.id, u.id "
+                    "FROM entities e, users u WHERE e.name = :n AND u.name = :n"
+                ),
+                {"n": name},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (user_id, key_hash, prefix, created_at) "
+                    "SELECT id, :h, :p, 0 FROM users WHERE name = :n"
+                ),
+                {"n": name, "h": hashlib.sha256(key.encode()).hexdigest(), "p": key[:8]},
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(60)
+def test_keys_from_a_version_2_database_keep_working(tmp_path: Path, db_url: str | None) -> None:
+    assert LATEST >= 3
+    data_dir = tmp_path / "server"
+    data_dir.mkdir()
+    url = database_url(db_url, data_dir)
+    engine = unpooled_engine(url)
+    try:
+        assert migrate(engine, upto=2) == (0, 2)
+    finally:
+        engine.dispose()
+    old_key = "trk_" + secrets.token_urlsafe(30)
+    _add_v2_user_and_key(url, "old", old_key)
+    with running_server(data_dir, db=db_url) as server, server.client(old_key) as old:
+        assert f"schema upgraded from version 2 to {LATEST}" in server.log_tail()
+        assert old.get("/viewer").json()["user"] == "old"
+        [listed] = old.get("/keys").json()["keys"]
+        assert listed["prefix"] == old_key[:8] and listed["state"] == "active"
+        assert listed["expires_at"] is None
+        assert old.delete(f"/keys/{old_key[:8]}").status_code == 200
+        assert "was revoked" in old.get("/viewer").json()["error"]["message"]
+    assert _version(url) == LATEST

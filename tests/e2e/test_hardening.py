@@ -1,0 +1,93 @@
+"""Losses and stalls found by reading the code, each reproduced for real: the real daemon,
+a real server in a subprocess, and the ``trackd`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import trackd
+
+from tests._support.server import running_server
+from tests.e2e.conftest import Remote
+
+
+def _log(run: trackd.Run, start: int, stop: int) -> None:
+    for i in range(start, stop):
+        run.log({"i": i})
+
+
+@pytest.mark.usefixtures("proxy")
+def test_sync_of_a_run_still_logging_keeps_uploading_it(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKD_FINISH_TIMEOUT", "20")
+    run = trackd.init(project="p")
+    _log(run, 0, 1_000)
+    time.sleep(0.5)  # durable in the run log, so `trackd sync` sees these records
+    result = subprocess.run(
+        [sys.executable, "-m", "trackd", "sync", run.dir],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    _log(run, 1_000, 2_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # finish() must not warn that the upload is missing
+        run.finish()
+    assert [row["i"] for row in remote.history("p", run.id)] == list(range(2_000))
+    doc = remote.run("p", run.id)
+    assert doc is not None and doc["state"] == "finished"
+
+
+@pytest.mark.usefixtures("proxy")
+def test_run_metadata_set_after_init_reaches_the_server(remote: Remote) -> None:
+    run = trackd.init(project="p", name="before", tags=["x"])
+    run.log({"i": 0})
+    run.name = "after"
+    run.notes = "changed my mind"
+    run.tags = ["y", "z"]
+    run.group = "g2"
+    run.finish()
+    doc = remote.run("p", run.id)
+    assert doc is not None
+    assert (doc["name"], doc["notes"], doc["tags"]) == ("after", "changed my mind", ["y", "z"])
+    assert doc["group"] == "g2"
+
+
+def test_record_the_server_finds_too_large_is_named_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server with a 1 MiB body limit: one record of about 1.5 MiB (the client allows
+    8 MiB) gets a permanent 413; the daemon records it as refused and uploads the rest."""
+    with running_server(tmp_path / "server", args=["--max-body-mb", "1"]) as server:
+        monkeypatch.setenv("TRACKD_BASE_URL", server.url)
+        monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
+        monkeypatch.setenv("TRACKD_BATCH_SECONDS", "0.2")
+        run = trackd.init(project="p")
+        _log(run, 0, 3)  # seqs 2-4
+        run.log({f"text{k}": "x" * 500_000 for k in range(3)})  # seq 5
+        _log(run, 4, 8)  # seqs 6-9
+        with pytest.warns(UserWarning, match=r"refused 1 record\(s\).* seq 5: the server refused"):
+            run.finish()  # the Finish record is seq 10
+        with trackd.Api(host=server.url, api_key=server.admin_key) as api:
+            remote = api.run(f"admin/p/{run.id}")
+            rows = list(remote.scan_history())
+        assert [row.get("i") for row in rows] == [0, 1, 2, 4, 5, 6, 7]
+        assert remote.state == "finished" and remote.last_seq == 10
+        status = subprocess.run(
+            [sys.executable, "-m", "trackd", "status"],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "1 record(s) refused by the server" in status.stdout, status.stdout
+        assert "seq 5: the server refused it as too large" in status.stdout
