@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import trackd
-from trackd._spawn import ensure_daemon
+from trackd._spawn import daemon_running, ensure_daemon
 from trackd.errors import UsageError
 
 from tests._support.faultproxy import FaultProxy
@@ -164,7 +164,8 @@ def test_records_for_a_lost_run_are_nacked_and_resent(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGSTOP)
     try:
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(first), what="daemon to die")
+        # its threads may still be exiting (holding the lock) when its leader is a zombie
+        wait_for(lambda: not daemon_running(daemon_dir()), what="daemon to let go")
         ensure_daemon(daemon_dir())  # another client starts the next daemon
         assert daemon_pid() != first
     finally:
