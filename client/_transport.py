@@ -205,16 +205,33 @@ class Transport:
             stream.unacked.clear()
             stream.ready.clear()
             stream.batch.clear()
-            if leftover and stream.spill is None:
-                stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
-            if stream.spill is None:
+            try:
+                return self._keep(stream, leftover)
+            except OSError as exc:  # the run directory is gone or its disk refuses
+                log.warning(
+                    "trackd: run %s: %d record(s) not confirmed by the daemon could not be "
+                    "kept in %s: %s",
+                    stream.run_id,
+                    len(leftover),
+                    spill_path(stream.attach.run_dir, self.pid),
+                    exc,
+                )
+                stream.spill = None
                 return 0
-            if leftover:
-                stream.spill.rewrite(leftover)
-            kept = stream.spill.count
-            stream.spill.close(remove=kept == 0)
-            stream.spill = None
-            return kept
+
+    def _keep(self, stream: Stream, leftover: list[bytes]) -> int:
+        """Put ``leftover`` in front of the stream's spill file and close it; how many
+        records it holds."""
+        if leftover and stream.spill is None:
+            stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
+        if stream.spill is None:
+            return 0
+        if leftover:
+            stream.spill.rewrite(leftover)
+        kept = stream.spill.count
+        stream.spill.close(remove=kept == 0)
+        stream.spill = None
+        return kept
 
     # -- the hot path (training thread) -------------------------------------------------
     def send(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
