@@ -13,6 +13,7 @@ A run owns a step counter, its config and summary, and a stream of records to th
 from __future__ import annotations
 
 import enum
+import os
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from ._names import check_run_text, check_tags
 from ._transport import Stream, Transport
 from ._values import check_ints, check_key, check_log_data, log_value
 from ._wire import records as p
+from ._wire.layout import spill_path
 from ._wire.limits import EXIT_CODE_MAX, EXIT_CODE_MIN, INT64_MAX, MAX_RECORD_BYTES
 from ._wire.settings import load
 from ._wire.summary import GOALS, MetricDef, SummaryState, parse_summary_modes
@@ -158,6 +160,7 @@ class Run:
         run_dir: str,
         transport: Transport | None,
         upload: p.UploadTarget | None = None,
+        stream: Stream | None = None,
     ) -> None:
         self.id = meta.run_id
         self._fields: dict[str, Any] = {
@@ -179,7 +182,7 @@ class Run:
         self._upload = upload
         self._transport = transport
         self._lock = transport._lock if transport is not None else threading.RLock()
-        self._stream: Stream | None = None
+        self._stream: Stream | None = stream
         self._seq = meta.seq  # the RunStart record takes meta.seq
         self._step = meta.start_step
         self._row: dict[str, Any] | None = None
@@ -202,7 +205,7 @@ class Run:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _start(self) -> None:
-        if self._transport is not None:
+        if self._transport is not None and self._stream is None:
             attach = p.Attach(
                 p.ATTACH,
                 self.id,
@@ -214,6 +217,7 @@ class Run:
                 self._upload,
             )
             self._stream = self._transport.open_stream(attach)
+        if self._transport is not None:
             self._send = self._transport.send
             self._emit_record(self._meta)
         self.config._set_callback(self._send_config)
@@ -442,11 +446,13 @@ class Run:
                 )
 
         if not self._transport.wait_durable(self._stream, seq, settings.finish_timeout, progress):
+            kept = self._transport.close_stream(self._stream)
             why = f" ({self._stream.daemon_error})" if self._stream.daemon_error else ""
             warnings.warn(
-                f"finish(): the daemon did not confirm {self._stream.pending} record(s) of run "
-                f"{self.id!r} within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT)"
-                f"{why}; the daemon log is in {self._transport.daemon_dir}",
+                f"finish(): the daemon did not confirm {kept} record(s) of run {self.id!r} "
+                f"within {settings.finish_timeout:.0f} s (TRACKD_FINISH_TIMEOUT){why}; they "
+                f"are kept in {spill_path(self.dir, os.getpid())}, which the daemon stores in "
+                f"the run log once it can; the daemon log is in {self._transport.daemon_dir}",
                 UserWarning,
                 stacklevel=3,
             )

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ._names import (
 from ._online import check_resume, start_online
 from ._reader import read_run
 from ._run import Run
-from ._transport import Transport
+from ._transport import Stream, Transport
 from ._values import plain
 from ._wire import records as p
 from ._wire.layout import RUN_LOG_NAME, is_run_dir_of, run_dir_name
@@ -136,6 +136,10 @@ def _new_run(
     project = target.project or "uncategorized"
     root_dir = Path(root or settings.dir).expanduser().resolve()
     start = _start_point(settings, mode, target, project, run_id, resume, root_dir)
+    transport = None if mode == "disabled" else _get_transport(settings)
+    stream = None
+    if transport is not None:
+        stream, start = _attach(transport, run_id, mode, resume, start)
     upload = start.upload
     meta = p.RunStart(
         kind=p.RUN_START,
@@ -158,8 +162,7 @@ def _new_run(
         resumed=start.resumed,
         start_step=start.step,
     )
-    transport = None if mode == "disabled" else _get_transport(settings)
-    run = Run(meta, str(start.run_dir), transport, upload)
+    run = Run(meta, str(start.run_dir), transport, upload, stream)
     run._on_finished = _forget
     run._start()
     if not settings.silent and mode != "disabled":
@@ -208,6 +211,51 @@ def _start_point(
             data = read_run(previous, history=False)
             return _StartPoint(previous, data.last_seq + 1, data.last_step + 1, True, data.config)
     return _StartPoint(_make_run_dir(root_dir, run_id, mode))
+
+
+def _attach(
+    transport: Transport, run_id: str, mode: str, resume: bool | str | None, start: _StartPoint
+) -> tuple[Stream, _StartPoint]:
+    """Attach the run to the daemon (a handshake; refused while another live process writes
+    it) and continue the run log the daemon holds, which may be longer than ``start``
+    knew (an earlier attempt on this machine whose tail is not on the server yet, or a
+    writer that finished since ``start`` was read)."""
+    attach = p.Attach(
+        p.ATTACH, run_id, 0, str(start.run_dir), os.getpid(), start.seq, mode, start.upload
+    )
+    stream = transport.open_stream(attach)
+    answer = stream.answer
+    if answer is None or not answer.accepted:
+        return stream, start  # no answer in time: go on with what we know
+    run_dir = Path(answer.run_dir) if answer.run_dir else start.run_dir
+    if answer.last_seq < start.seq and run_dir == start.run_dir:
+        return stream, start
+    try:
+        check_resume(resume, run_id, True, where=f"in {run_dir}")
+    except UsageError:
+        transport.close_stream(stream)
+        raise
+    if run_dir != start.run_dir:
+        _remove_if_empty(start.run_dir)
+    data = read_run(run_dir)
+    seq = max(start.seq, answer.last_seq + 1)
+    stream.attach = stream.attach._replace(run_dir=str(run_dir), first_seq=seq)
+    continued = replace(
+        start,
+        run_dir=run_dir,
+        seq=seq,
+        step=max(start.step, data.last_step + 1),
+        resumed=True,
+        config={**data.config, **start.config},
+    )
+    return stream, continued
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def _find_local_run(root: Path, run_id: str) -> Path | None:

@@ -1,14 +1,15 @@
 """Finding, and if need be starting, this user's trackd daemon.
 
 The daemon directory's files (socket, lock, pid, log, spawn lock) are described in
-:mod:`trackd._wire.layout`. "Is it alive?" is a probe of ``daemon.lock``, which the daemon
-holds with ``flock`` for as long as it lives.
+:mod:`trackd._wire.layout`. "Is it alive?" asks the kernel whether ``daemon.lock`` is
+locked (the daemon holds it for as long as it lives); the question takes no lock.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from ._wire.layout import (
 from .errors import CommError
 
 READY_TIMEOUT = 20.0
+_FLOCK = struct.Struct("hhqqi4x")  # Linux's struct flock: type, whence, start, len, pid
 # Daemons this process started. Kept for the life of the process: poll() reaps one that
 # exits, and a Popen dropped while its daemon still runs would warn about it.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
@@ -51,13 +53,13 @@ class DaemonHandle:
 
 
 def _held_by_another(fd: int) -> bool:
-    """Whether someone else holds the lock on ``fd``'s file: one probe, released at once."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
+    """Whether a live daemon holds ``fd``'s file: a query of its POSIX lock (F_GETLK).
+
+    A query takes no lock, so a client stopped (SIGSTOP, ctrl-Z) in the middle of one can
+    never keep a new daemon from taking the file."""
+    query = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
 
 def daemon_running(path: Path) -> bool:
@@ -75,23 +77,27 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def ensure_daemon(path: Path, wait_ready: bool = True) -> DaemonHandle:
+def ensure_daemon(path: Path, wait: bool = True) -> DaemonHandle | None:
     """The running daemon for ``path``, starting one if there is none.
 
-    With ``wait_ready=False`` the caller does not wait for a new daemon to bind its socket:
-    ZeroMQ queues messages until it does, so a training thread never waits for a respawn.
+    Starting one holds ``spawn.lock`` until the new daemon holds ``daemon.lock`` (or has
+    exited), so a burst of clients starts exactly one daemon. With ``wait=False`` (the
+    transport's I/O thread) another process starting a daemon right now is not waited for:
+    the answer is None, and the caller looks again later.
     """
     prepare_daemon_dir(path)
     fd = os.open(path / SPAWN_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
         if daemon_running(path):
             pid = _wait_pid(path, None, READY_TIMEOUT)
             return DaemonHandle(path, pid, None)
         popen = _spawn(path)
         _CHILDREN.append(popen)
-        pid = _wait_pid(path, popen, READY_TIMEOUT) if wait_ready else popen.pid
-        return DaemonHandle(path, pid, popen)
+        return DaemonHandle(path, _wait_pid(path, popen, READY_TIMEOUT), popen)
     finally:
         os.close(fd)
 
@@ -119,6 +125,7 @@ def _spawn(path: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_pid(path: Path, popen: subprocess.Popen[bytes] | None, timeout: float) -> int:
+    """The pid of the daemon holding ``daemon.lock``, once it has bound its socket."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = _read_pid(path)
@@ -126,6 +133,8 @@ def _wait_pid(path: Path, popen: subprocess.Popen[bytes] | None, timeout: float)
             return pid
         if popen is not None and popen.poll() is not None:
             break
+        if popen is None and not daemon_running(path):
+            break  # the daemon we saw has gone; the caller starts another
         time.sleep(0.01)
     raise CommError(
         f"the trackd daemon did not start within {timeout:.0f} s; "

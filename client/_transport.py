@@ -1,106 +1,83 @@
 """Getting records from the training process to the daemon without ever waiting.
 
-``send()`` appends an encoded record to the run's open batch. A batch (msgpack records back
-to back, no other framing) goes to a ZeroMQ DEALER socket with ``NOBLOCK`` when it holds
-``BATCH_RECORDS`` records or is ``BATCH_SECONDS`` old (a small flusher thread sees to the
-latter when the script stops logging); ZeroMQ's own I/O thread (C++, outside the GIL) writes
-it to the daemon's ipc socket. Batching saves a ZeroMQ call per record in the training
-process and a receive per record in the daemon. Each batch stays in a per-run in-memory
-queue until the daemon acks it as durable (written and fsynced to the run log). That queue is what makes a daemon crash lossless: when the daemon
-is found dead, a new one is started, the run is re-attached and every unacked record is
-sent again; the daemon drops sequence numbers it already has, so nothing is doubled.
+Two threads, two locks. The training thread's ``send()`` only appends: an encoded record
+goes into the run's open batch (a list, under the queue lock ``_lock``, which ``Run`` shares
+so one acquire serves a ``log()``); a batch of ``BATCH_RECORDS`` records becomes one blob on
+the run's ``ready`` queue. Past ``queue_bytes`` of records not yet acked, records are
+appended to a spill file in the run directory instead (an append, never a wait).
 
-Memory is bounded by ``queue_bytes`` (unacked records, all runs of the process). Past it,
-records are appended to a spill file in the run directory (same frame format as the run
-log) and sent from there once acks free memory, so the training thread still does not wait.
-If the training process dies while records sit in the spill file, the daemon reads them
-from there.
+Everything else happens on the transport's own I/O thread, which alone touches the ZeroMQ
+socket and the daemon: it sends ready blobs and batches older than ``BATCH_SECONDS``
+(``NOBLOCK``, a DEALER socket whose C++ I/O thread writes to the daemon's ipc socket), reads
+acks, refills from spill files, answers the daemon's Nacks, and replaces a dead daemon
+(spawning one may take seconds; only this thread waits for it). Blobs stay on the run's
+``unacked`` queue until the daemon acks them as durable, so a daemon crash loses nothing:
+the new daemon gets an Attach and every unacked blob again, and drops the seqs it has.
 
-Acks are read and the daemon's liveness is checked at most every ``SERVICE_INTERVAL``
-seconds, from inside ``send()`` (a cheap clock comparison otherwise).
+``init()`` attaches with a handshake (:meth:`Transport.open_stream`): the daemon answers
+with the run log's last durable seq and the directory it writes, or refuses because another
+live process writes that run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import zmq
 
 from ._spawn import DaemonHandle, ensure_daemon
+from ._spill import Spill
 from ._wire import records as p
 from ._wire.layout import endpoint, spill_path
-from ._wire.runlog import frame, iter_frames
-from .errors import UsageError
+from .errors import CommError, UsageError
 
 SERVICE_INTERVAL = 0.2
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.01
 UNREACHABLE_AFTER = 5.0
+ATTACH_TIMEOUT = 5.0  # how long init() waits for the daemon's answer to its Attach
+REATTACH_AFTER = 2.0  # resend an unanswered Attach after this many seconds
+SPAWN_BACKOFF_MAX = 5.0
+log = logging.getLogger("trackd")
 _ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
 _TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
 
 
-class _Spill:
-    """Records not yet handed to ZeroMQ, in order, on disk."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-        self.read_offset = 0
-        self.count = 0
-
-    def append(self, payload: bytes) -> None:
-        os.write(self.fd, frame(payload))
-        self.count += 1
-
-    def take(self, max_bytes: int) -> list[bytes]:
-        """Up to ``max_bytes`` of payloads from the front; empties the file when drained."""
-        size = os.fstat(self.fd).st_size
-        data = os.pread(
-            self.fd, min(size - self.read_offset, max_bytes + (1 << 16)), self.read_offset
-        )
-        out: list[bytes] = []
-        taken = 0
-        for payload, end in iter_frames(data, 0):
-            out.append(payload)
-            taken = end
-            if taken >= max_bytes:
-                break
-        self.read_offset += taken
-        self.count -= len(out)
-        if self.count == 0:
-            os.ftruncate(self.fd, 0)
-            self.read_offset = 0
-        return out
-
-    def close(self, remove: bool) -> None:
-        os.close(self.fd)
-        if remove:
-            self.path.unlink(missing_ok=True)
-
-
 class Stream:
-    """One run's records on their way to the daemon."""
+    """One run's records on their way to the daemon.
+
+    ``batch``, ``ready``, ``spill`` and the byte count are the training thread's, under the
+    queue lock; ``unacked`` and the attach state belong to the I/O thread."""
 
     __slots__ = (
         "attach",
         "run_id",
         "unacked",
+        "ready",
         "acked",
         "spill",
-        "error",
         "batch",
         "batch_seq",
+        "batch_since",
         "uploaded",
         "upload_note",
         "upload_failed",
+        "answer",
+        "answered",
+        "attach_sent",
+        "flush_seq",
+        "flush_sent",
+        "resend",
         "rejected",
         "daemon_error",
     )
@@ -108,21 +85,29 @@ class Stream:
     def __init__(self, attach: p.Attach) -> None:
         self.attach = attach
         self.run_id = attach.run_id
-        self.unacked: deque[tuple[int, bytes]] = deque()  # (last seq, batch) sent, not acked
-        self.batch: list[bytes] = []  # records not sent yet
+        self.unacked: deque[tuple[int, bytes]] = deque()  # (last seq, blob) sent, not acked
+        self.ready: deque[tuple[int, bytes]] = deque()  # (last seq, blob) not sent yet
+        self.batch: list[bytes] = []  # records not in a blob yet
         self.batch_seq = 0  # seq of the batch's last record
+        self.batch_since = 0.0
         self.acked = attach.first_seq - 1
-        self.spill: _Spill | None = None
+        self.spill: Spill | None = None
         self.uploaded = -1  # the server's durable seq, as the daemon last reported it
         self.upload_note: str | None = None
         self.upload_failed = False
+        self.answer: p.Attached | None = None
+        self.answered = threading.Event()
+        self.attach_sent: float | None = None  # None: an Attach is due
+        self.flush_seq = 0  # a finish() waits for this seq: ask the daemon to flush it
+        self.flush_sent = 0.0
+        self.resend = False
         self.rejected: list[tuple[int, str]] = []  # records the server refused: (seq, why)
         self.daemon_error: str | None = None  # why the daemon cannot store records now
 
     @property
     def pending(self) -> int:
         spilled = self.spill.count if self.spill else 0
-        return len(self.unacked) + len(self.batch) + spilled
+        return len(self.unacked) + len(self.ready) + len(self.batch) + spilled
 
 
 class Transport:
@@ -133,144 +118,284 @@ class Transport:
         self.queue_bytes = queue_bytes
         self.pid = os.getpid()
         self.forked = False
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the queue lock: held only for list operations
+        self._progress = threading.Condition(threading.Lock())  # acks arrived
         self._streams: dict[str, Stream] = {}
-        self._unacked_bytes = 0
-        self._next_service = 0.0
-        self._next_flush = 0.0
+        self._queued_bytes = 0
+        self._next_check = 0.0
+        self._next_spawn = 0.0
+        self._spawn_failures = 0
+        self.daemon_error: str | None = None
         self._ctx = zmq.Context(io_threads=1)
-        self._daemon: DaemonHandle = ensure_daemon(daemon_dir)
-        self._sock = self._connect()
+        self._daemon: DaemonHandle | None = None
+        self._sock: zmq.Socket[bytes] | None = None
+        self._outbox: deque[bytes] = deque()  # control messages from user threads
+        try:
+            self._set_daemon(ensure_daemon(daemon_dir))
+        except (CommError, OSError) as exc:
+            self._spawn_failed(exc)
         self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="trackd-flush", daemon=True)
+        self._wake = threading.Event()
+        self._flusher = threading.Thread(target=self._io_loop, name="trackd-io", daemon=True)
         self._flusher.start()
         _TRANSPORTS.add(self)
 
-    def _connect(self) -> zmq.Socket[bytes]:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.SNDHWM, 0)  # our own byte bound applies, see module doc
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.LINGER, 2000)
-        sock.connect(endpoint(self.daemon_dir))
-        self._sock_send = sock.send
-        return sock
+    # -- streams (called from user threads) ---------------------------------------------
+    def open_stream(self, attach: p.Attach, timeout: float = ATTACH_TIMEOUT) -> Stream:
+        """Attach a run and wait (bounded) for the daemon's answer, in ``stream.answer``.
 
-    # -- streams -----------------------------------------------------------------------
-    def open_stream(self, attach: p.Attach) -> Stream:
+        Raises :class:`UsageError` if the daemon says another live process writes the run;
+        with no answer in ``timeout`` it warns and goes on (records wait in memory)."""
+        self._check_fork()
+        attach = attach._replace(handshake=True, host=HOST)
+        stream = Stream(attach)
         with self._lock:
-            self._check_fork()
-            stream = Stream(attach)
             self._streams[attach.run_id] = stream
-            self._sock.send(p.encode(attach))
-            return stream
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not stream.answered.wait(0.05) and time.monotonic() < deadline:
+            if self._daemon is None and self.daemon_error:
+                break  # no daemon can be started now: say so at once, keep trying behind
+        if stream.answer is not None and not stream.answer.accepted:
+            with self._lock:
+                self._streams.pop(attach.run_id, None)
+            answer = stream.answer
+            raise UsageError(
+                f"init(): run {attach.run_id!r} is being written by another live process "
+                f"(pid {answer.holder_pid} on host {answer.holder_host!r}); one process "
+                "writes a run at a time: finish that process first, or use another run id"
+            )
+        if stream.answer is None:
+            why = self.daemon_error or f"no answer within {timeout:.0f} s"
+            warnings.warn(
+                f"init(): the trackd daemon in {self.daemon_dir} has not accepted run "
+                f"{attach.run_id!r} ({why}); logging goes on, records wait in memory (then "
+                "in the run's spill file) and are sent once a daemon runs",
+                UserWarning,
+                stacklevel=5,
+            )
+        return stream
 
     def open_sync(self, run_id: str, run_dir: str, upload: p.UploadTarget) -> Stream:
         """Ask the daemon to upload an existing run log; progress arrives as acks."""
+        self._check_fork()
+        attach = p.Attach(p.ATTACH, run_id, 0, run_dir, self.pid, 1, "sync", upload)
+        stream = Stream(attach)
+        stream.answered.set()  # a Sync has no handshake
         with self._lock:
-            self._check_fork()
-            stream = Stream(p.Attach(p.ATTACH, run_id, 0, run_dir, self.pid, 1, "sync", upload))
             self._streams[run_id] = stream
-            self._sock.send(p.encode(p.Sync(p.SYNC, run_id, 0, run_dir, upload)))
-            return stream
+        self._send_now(p.encode(p.Sync(p.SYNC, run_id, 0, run_dir, upload)))
+        return stream
 
     def has_streams(self) -> bool:
         return bool(self._streams)
 
-    def close_stream(self, stream: Stream) -> None:
+    def close_stream(self, stream: Stream) -> int:
+        """Stop sending a run's records. Records the daemon has not acked are kept in the
+        run's spill file (the daemon recovers them); returns how many were kept."""
         with self._lock:
             self._streams.pop(stream.run_id, None)
-            self._unacked_bytes -= sum(len(batch) for _seq, batch in stream.unacked)
-            self._unacked_bytes -= sum(len(payload) for payload in stream.batch)
+            leftover = [payload for _seq, blob in stream.unacked for payload in _split(blob)]
+            leftover += [payload for _seq, blob in stream.ready for payload in _split(blob)]
+            leftover += stream.batch
+            leftover = [x for x in leftover if p.seq_of(x) > stream.acked]
+            self._queued_bytes -= sum(len(blob) for _seq, blob in stream.unacked)
+            self._queued_bytes -= sum(len(blob) for _seq, blob in stream.ready)
+            self._queued_bytes -= sum(len(payload) for payload in stream.batch)
             stream.unacked.clear()
+            stream.ready.clear()
             stream.batch.clear()
-            if stream.spill is not None:
-                stream.spill.close(remove=stream.spill.count == 0)
+            try:
+                return self._keep(stream, leftover)
+            except OSError as exc:  # the run directory is gone or its disk refuses
+                log.warning(
+                    "trackd: run %s: %d record(s) not confirmed by the daemon could not be "
+                    "kept in %s: %s",
+                    stream.run_id,
+                    len(leftover),
+                    spill_path(stream.attach.run_dir, self.pid),
+                    exc,
+                )
                 stream.spill = None
+                return 0
 
-    # -- the hot path ------------------------------------------------------------------
+    def _keep(self, stream: Stream, leftover: list[bytes]) -> int:
+        """Put ``leftover`` in front of the stream's spill file and close it; how many
+        records it holds."""
+        if leftover and stream.spill is None:
+            stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
+        if stream.spill is None:
+            return 0
+        if leftover:
+            stream.spill.rewrite(leftover)
+        kept = stream.spill.count
+        stream.spill.close(remove=kept == 0)
+        stream.spill = None
+        return kept
+
+    # -- the hot path (training thread) -------------------------------------------------
     def send(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
-        """Hand one encoded record to the daemon; never blocks on the daemon."""
-        if stream.spill is None and self._unacked_bytes < self.queue_bytes and not self.forked:
+        """Hand one encoded record to the daemon: an append in memory, never a wait."""
+        if stream.spill is None and self._queued_bytes < self.queue_bytes and not self.forked:
             batch = stream.batch
             batch.append(payload)
             stream.batch_seq = seq
-            self._unacked_bytes += len(payload)
+            self._queued_bytes += len(payload)
             if len(batch) >= BATCH_RECORDS:
-                self._send_batch(stream)
+                stream.ready.append((seq, b"".join(batch)))
+                batch.clear()
             elif len(batch) == 1:
-                self._next_flush = now + BATCH_SECONDS
+                stream.batch_since = now
         else:
             self._send_slow(stream, payload)
-        if now >= self._next_service:
-            self.service(now)
-
-    def _send_batch(self, stream: Stream) -> None:
-        blob = b"".join(stream.batch)
-        stream.batch.clear()
-        self._sock_send(blob, zmq.NOBLOCK)
-        stream.unacked.append((stream.batch_seq, blob))
-
-    def flush_batches(self) -> None:
-        """Send every open batch now."""
-        with self._lock:
-            if self.forked:
-                return
-            for stream in self._streams.values():
-                if stream.batch:
-                    self._send_batch(stream)
-
-    def _flush_loop(self) -> None:
-        """Sends batches the training thread left open, and keeps acks and liveness fresh."""
-        while not self._stop.wait(BATCH_SECONDS / 2):
-            if self.forked:
-                return
-            now = time.time()
-            try:
-                if now >= self._next_flush:
-                    self.flush_batches()
-                if now >= self._next_service:
-                    self.service(now)
-            except Exception:  # noqa: BLE001 - a housekeeping thread must not die
-                continue
 
     def _send_slow(self, stream: Stream, payload: bytes) -> None:
         self._check_fork()
-        if stream.batch:
-            self._send_batch(stream)  # keep order: what was batched goes before the spill
-        if stream.spill is None:
-            stream.spill = _Spill(spill_path(stream.attach.run_dir, self.pid))
-        stream.spill.append(payload)
-
-    # -- housekeeping, every SERVICE_INTERVAL ------------------------------------------
-    def service(self, now: float | None = None) -> None:
-        """Read acks, refill from spill files, and replace a dead daemon."""
         with self._lock:
-            self._next_service = (now or time.time()) + SERVICE_INTERVAL
-            self._read_acks()
-            if not self._daemon.alive():
-                self._respawn()
-            for stream in self._streams.values():
-                if stream.spill is not None and stream.spill.count:
-                    self._refill(stream)
+            if stream.batch:  # keep order: what was batched goes before the spill
+                stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
+                stream.batch.clear()
+            if stream.spill is None:
+                stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
+            stream.spill.append(payload)
+
+    def flush_batches(self) -> None:
+        """Send every open batch soon (the I/O thread does it at once)."""
+        self._wake.set()
+
+    # -- the I/O thread -----------------------------------------------------------------
+    def _io_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(BATCH_SECONDS / 2)
+            self._wake.clear()
+            if self.forked:
+                return
+            try:
+                self._io_turn(time.monotonic())
+            except Exception:  # noqa: BLE001 - this thread must not die; it tries again
+                log.debug("trackd: I/O turn failed", exc_info=True)
+
+    def _io_turn(self, now: float) -> None:
+        if now >= self._next_check:
+            self._next_check = now + SERVICE_INTERVAL
+            if self._daemon is None or not self._daemon.alive():
+                self._reconnect(now)
+        if self._sock is None:
+            return
+        self._read_acks()
+        with self._lock:
+            streams = list(self._streams.values())
+            outbox = list(self._outbox)
+            self._outbox.clear()
+        for blob in outbox:
+            self._send_blob(blob)
+        for stream in streams:
+            self._serve(stream, now)
+
+    def _serve(self, stream: Stream, now: float) -> None:
+        """Attach if due, resend, send what is ready, refill from the spill, ask to flush."""
+        send = self._send_blob
+        refused = stream.answer is not None and not stream.answer.accepted
+        if stream.attach_sent is None or (
+            (refused or not stream.answered.is_set()) and now - stream.attach_sent > REATTACH_AFTER
+        ):
+            send(p.encode(stream.attach._replace(first_seq=stream.acked + 1)))
+            stream.attach_sent = now
+            stream.resend = True
+        if refused:
+            return  # refused: keep everything until an Attach is accepted
+        if stream.resend:
+            stream.resend = False
+            for _seq, blob in stream.unacked:
+                send(blob)
+        for item in self._take_ready(stream):
+            send(item[1])
+            stream.unacked.append(item)
+        if stream.spill is not None and stream.spill.count and not stream.ready:
+            self._refill(stream)
+        if stream.flush_seq and now - stream.flush_sent > 0.5:  # a new daemon needs it too
+            send(p.encode(p.Flush(p.FLUSH, stream.run_id, stream.flush_seq)))
+            stream.flush_sent = now
+
+    def _take_ready(self, stream: Stream) -> list[tuple[int, bytes]]:
+        with self._lock:
+            old = time.time() - stream.batch_since >= BATCH_SECONDS  # send() gets wall time
+            if stream.batch and (stream.flush_seq or old):
+                stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
+                stream.batch.clear()
+            items = list(stream.ready)
+            stream.ready.clear()
+            return items
+
+    def _send_blob(self, blob: bytes) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.send(blob, zmq.NOBLOCK)
+        except zmq.ZMQError:
+            self._next_check = 0.0  # look at the daemon on the next turn; unacked is resent
+
+    def _send_now(self, blob: bytes) -> None:
+        """A control message from a user thread: handed to the I/O thread's socket."""
+        with self._lock:
+            self._outbox.append(blob)
+        self._wake.set()
+
+    def _refill(self, stream: Stream) -> None:
+        spill = stream.spill
+        assert spill is not None
+        room = self.queue_bytes - self._queued_bytes
+        if room <= 0:
+            return
+        payloads, nbytes = spill.read(room)  # disk I/O outside the queue lock
+        for start in range(0, len(payloads), BATCH_RECORDS):
+            chunk = payloads[start : start + BATCH_RECORDS]
+            blob = b"".join(chunk)
+            self._send_blob(blob)
+            stream.unacked.append((p.seq_of(chunk[-1]), blob))
+        with self._lock:
+            self._queued_bytes += sum(len(x) for x in payloads)
+            current = stream.spill
+            if current is not spill:
+                return  # close_stream() took the spill file meanwhile
+            current.consume(len(payloads), nbytes)
+            if current.count == 0:
+                current.close(remove=True)
+                stream.spill = None
 
     def _read_acks(self) -> None:
         sock = self._sock
+        assert sock is not None
+        got = False
         while True:
             try:
                 msg = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             try:
-                ack = p.decode(msg)
+                record = p.decode(msg)
             except p.DecodeError:
                 continue
-            if ack.kind == p.ACK:
-                self._apply_ack(ack)
+            got = True
+            self._on_message(record)
+        if got:
+            with self._progress:
+                self._progress.notify_all()
 
-    def _apply_ack(self, ack: Any) -> None:
-        stream = self._streams.get(ack.run_id)
+    def _on_message(self, record: p.Record) -> None:
+        stream = self._streams.get(record.run_id)
         if stream is None:
             return
+        if isinstance(record, p.Ack):
+            self._apply_ack(stream, record)
+        elif isinstance(record, p.Attached):
+            stream.answer = record
+            stream.answered.set()
+        elif isinstance(record, p.Nack) and stream.answered.is_set():
+            log.info("trackd: daemon lost run %s (%s); attaching again", stream.run_id, record)
+            stream.attach_sent = None  # attach again, then resend every unacked blob
+            stream.answered.clear()
+
+    def _apply_ack(self, stream: Stream, ack: p.Ack) -> None:
         if ack.uploaded >= 0 or ack.upload_note:
             stream.uploaded = max(stream.uploaded, ack.uploaded)
             stream.upload_note, stream.upload_failed = ack.upload_note, ack.upload_failed
@@ -285,36 +410,54 @@ class Transport:
         freed = 0
         while q and q[0][0] <= ack.seq:
             freed += len(q.popleft()[1])
-        self._unacked_bytes -= freed
+        if freed:
+            with self._lock:
+                self._queued_bytes -= freed
 
-    def _refill(self, stream: Stream) -> None:
-        assert stream.spill is not None
-        room = self.queue_bytes - self._unacked_bytes
-        if room <= 0:
+    def _reconnect(self, now: float) -> None:
+        """No daemon (or it died): start one, attach every run again, resend what is
+        unacked. Spawning waits for the new daemon, on this thread only."""
+        if now < self._next_spawn:
             return
-        payloads = stream.spill.take(room)
-        for start in range(0, len(payloads), BATCH_RECORDS):
-            chunk = payloads[start : start + BATCH_RECORDS]
-            blob = b"".join(chunk)
-            last_seq = p.seq_of(chunk[-1])
-            self._sock.send(blob, zmq.NOBLOCK)
-            stream.unacked.append((last_seq, blob))
-            self._unacked_bytes += len(blob)
-        if stream.spill.count == 0:
-            stream.spill.close(remove=True)
-            stream.spill = None
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        if self._daemon is not None:
+            self._daemon.close()
+            self._daemon = None
+        try:
+            handle = ensure_daemon(self.daemon_dir, wait=False)
+        except (CommError, OSError) as exc:
+            self._spawn_failed(exc)
+            return
+        if handle is None:
+            return  # another process is starting one; look again next turn
+        self._set_daemon(handle)
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.attach_sent = None
 
-    def _respawn(self) -> None:
-        """The daemon died: start another, re-attach every run, resend what is unacked."""
-        self._sock.close(linger=0)
-        self._daemon.close()
-        self._daemon = ensure_daemon(self.daemon_dir, wait_ready=False)
-        self._sock = self._connect()
-        for stream in self._streams.values():
-            attach = stream.attach._replace(first_seq=stream.acked + 1)
-            self._sock.send(p.encode(attach))
-            for _seq, blob in stream.unacked:
-                self._sock.send(blob)
+    def _set_daemon(self, handle: DaemonHandle | None) -> None:
+        if handle is None:
+            return
+        self._daemon = handle
+        self._spawn_failures, self._next_spawn, self.daemon_error = 0, 0.0, None
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.SNDHWM, 0)  # our own byte bound applies, see module doc
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.connect(endpoint(self.daemon_dir))
+        self._sock = sock
+
+    def _spawn_failed(self, exc: Exception) -> None:
+        self._spawn_failures += 1
+        delay = min(SPAWN_BACKOFF_MAX, 0.2 * 2**self._spawn_failures)
+        self._next_spawn = time.monotonic() + delay
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if self.daemon_error is None:
+            log.warning("trackd: no daemon (%s); trying again in the background", first_line)
+        self.daemon_error = first_line
 
     # -- waiting (finish, flush) -------------------------------------------------------
     def wait_durable(self, stream: Stream, seq: int, timeout: float, on_wait: Any = None) -> bool:
@@ -355,29 +498,23 @@ class Transport:
         verdict: Callable[[float], str | None],
         on_wait: Any,
     ) -> str:
-        """Ask the daemon to flush ``seq`` and read its acks until ``verdict`` names an
-        outcome, or 'timeout'. The Flush goes again every 0.5 s: a respawned daemon never
-        saw the one before."""
-        flush = p.encode(p.Flush(p.FLUSH, stream.run_id, seq))
-        start = last_flush = time.monotonic()
-        with self._lock:
-            self.flush_batches()
-            self._sock.send(flush)
+        """Have the I/O thread send everything and ask the daemon to flush ``seq`` (again
+        every 0.5 s: a respawned daemon never saw the one before); wait until ``verdict``
+        names an outcome, or 'timeout'."""
+        start = time.monotonic()
+        stream.flush_seq, stream.flush_sent = seq, 0.0
+        self._wake.set()
         while True:
-            with self._lock:
-                self.service()
-                now = time.monotonic()
-                outcome = verdict(now)
-                if outcome is None and now - last_flush > 0.5:
-                    self._sock.send(flush)
-                    last_flush = now
+            now = time.monotonic()
+            outcome = verdict(now)
             if outcome is not None:
                 return outcome
             if now - start >= timeout:
                 return "timeout"
             if on_wait is not None:
                 on_wait(now - start, stream)
-            self._sock.poll(50, zmq.POLLIN)
+            with self._progress:
+                self._progress.wait(0.05)
 
     # -- fork ---------------------------------------------------------------------------
     def _check_fork(self) -> None:
@@ -395,21 +532,60 @@ class Transport:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._flusher.is_alive() and self._flusher is not threading.current_thread():
             self._flusher.join(timeout=5)
-        with self._lock:
-            if self.forked:
-                return
-            for stream in list(self._streams.values()):
-                self.close_stream(stream)
-            self._sock.close(linger=1000)
+        if self.forked:
+            return
+        for stream in list(self._streams.values()):
+            self.close_stream(stream)
+        if self._flusher.is_alive():
+            _ABANDONED.extend([self._ctx, self._sock, self._daemon])
+            return  # still busy (starting a daemon): leave its socket alone
+        try:
+            if self._sock is not None:
+                self._sock.close(linger=1000)
             self._ctx.term()
+        except zmq.ZMQError:
+            pass
+        if self._daemon is not None:
             self._daemon.close()
+
+
+HOST = os.uname().nodename
+
+
+def _split(blob: bytes) -> list[bytes]:
+    """The records of a batch blob (msgpack arrays back to back), each as its own bytes."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(blob) + 1)
+    unpacker.feed(blob)
+    out = []
+    start = 0
+    for _fields in unpacker:
+        end = unpacker.tell()
+        out.append(blob[start:end])
+        start = end
+    return out
+
+
+def _before_fork() -> None:
+    for transport in list(_TRANSPORTS):
+        transport._lock.acquire()  # no fork while another thread holds the queue lock
+
+
+def _after_fork_in_parent() -> None:
+    for transport in list(_TRANSPORTS):
+        transport._lock.release()
 
 
 def _after_fork_in_child() -> None:
     for transport in list(_TRANSPORTS):
         transport.abandon_after_fork()
+        transport._lock.release()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

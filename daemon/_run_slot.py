@@ -21,25 +21,38 @@ CRASH_GRACE = 0.5  # seconds of draining after a client is found dead, before ma
 class RunSlot:
     """A run being written: its log writer and the client process that feeds it."""
 
-    def __init__(self, attach: p.Attach, identity: bytes) -> None:
+    def __init__(self, attach: p.Attach, identity: bytes, run_dir: Path) -> None:
         self.run_id = attach.run_id
-        self.run_dir = Path(attach.run_dir)
+        self.run_dir = run_dir
         self.writer = RunLogWriter(self.run_dir / RUN_LOG_NAME)
         if self.writer.truncated:
             log.warning("run %s: cut a torn tail of %d bytes", self.run_id, self.writer.truncated)
         self.identity = identity
         self.pid = attach.pid
+        self.host = attach.host
         self.ticks = start_ticks(attach.pid)
         self.finished = False
         self.dead_since: float | None = None
         self.flush_requested = False
         self.disk_error: str | None = None  # why the log cannot be written right now
         self.crash_marked = False
+        for pid in _spill_pids(run_dir):  # an earlier writer left records in its spill file
+            if pid != attach.pid and not is_alive(pid, None):
+                self._recover_spill(pid)
+        self.finished = False  # a recovered Finish ended that attempt, not this one
+
+    def held_by_other(self, attach: p.Attach) -> bool:
+        """Whether another live, unfinished process writes this run."""
+        same = attach.pid == self.pid and (attach.host or "") == (self.host or "")
+        return not same and not self.finished and self.client_alive()
 
     def reattach(self, attach: p.Attach, identity: bytes) -> None:
         self.identity = identity
         if attach.pid != self.pid:
+            if not self.client_alive():
+                self.recover_spill()  # the last writer died with records in its spill file
             self.pid, self.ticks = attach.pid, start_ticks(attach.pid)
+        self.host = attach.host
         self.finished = False
         self.dead_since = None
 
@@ -60,8 +73,11 @@ class RunSlot:
         return is_alive(self.pid, self.ticks)
 
     def recover_spill(self) -> int:
-        """Records a dead client left in its spill file; returns how many were new."""
-        path = spill_path(str(self.run_dir), self.pid)
+        """Records the dead client left in its spill file; returns how many were new."""
+        return self._recover_spill(self.pid)
+
+    def _recover_spill(self, pid: int) -> int:
+        path = spill_path(str(self.run_dir), pid)
         added = 0
         try:
             with open(path, "rb") as f:
@@ -69,16 +85,38 @@ class RunSlot:
                     fields = stored_fields(payload)
                     if fields is not None and self.accept(fields[2], fields[0], payload):
                         added += 1
+            self.writer.sync()  # durable before the only other copy goes
         except OSError:
             return added
         path.unlink(missing_ok=True)
         return added
 
     def mark_crashed(self) -> None:
+        if self.finished:
+            return  # its spill file held its own Finish
         self.crash_marked = True
         seq = self.writer.last_seq + 1
         record = p.Finish(p.FINISH, self.run_id, seq, "crashed", None, time.time())
         self.accept(seq, p.FINISH, p.encode(record))
+
+
+def recover_spills(run_id: str, run_dir: Path) -> None:
+    """Store in the run log what dead writers of a run left in spill files (a finish()
+    that timed out keeps its records there); ``trackd sync`` does this before uploading."""
+    if not (run_dir / RUN_LOG_NAME).exists() or not _spill_pids(run_dir):
+        return
+    nobody = p.Attach(p.ATTACH, run_id, 0, str(run_dir), 0, 1)  # pid 0: no writer now
+    RunSlot(nobody, b"", run_dir).writer.close()  # its constructor stores the spill files
+
+
+def _spill_pids(run_dir: Path) -> list[int]:
+    pids = []
+    for path in run_dir.glob("spill-*.trackd"):
+        try:
+            pids.append(int(path.name[len("spill-") : -len(".trackd")]))
+        except ValueError:
+            continue
+    return sorted(pids)
 
 
 def stored_fields(payload: bytes) -> list[Any] | None:

@@ -30,12 +30,13 @@ from trackd._wire.layout import (
     DAEMON_LOG_NAME,
     LOCK_NAME,
     PID_NAME,
+    RUN_LOG_NAME,
     SOCKET_NAME,
     prepare_daemon_dir,
 )
 from trackd._wire.settings import Settings, load
 
-from ._run_slot import CRASH_GRACE, RunSlot
+from ._run_slot import CRASH_GRACE, RunSlot, recover_spills
 from ._uploader import Uploader, UploadStatus
 
 log = logging.getLogger("trackd.daemon")
@@ -67,6 +68,7 @@ class Daemon:
         self._idle_since = time.monotonic()
         self.uploader = Uploader(path, settings)
         self._waiters: dict[str, bytes] = {}  # run id -> client waiting on its upload
+        self._nacked: set[str] = set()  # runs told to re-attach, in the message being handled
         self._reported: dict[str, UploadStatus] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -100,7 +102,8 @@ class Daemon:
         deadline = time.monotonic() + 2.0
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one daemon per directory
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what clients ask about
                 self._lock_fd = fd
                 return True
             except BlockingIOError:
@@ -130,7 +133,7 @@ class Daemon:
             if now >= self._next_liveness:
                 self._next_liveness = now + self.settings.liveness_interval
                 self._check_clients(now)
-                if self._idle_for(now) > self.settings.idle_timeout:
+                if self._idle_for(now) > self.settings.idle_timeout and not poller.poll(0):
                     log.info("idle for %.0f s with no runs; exiting", self._idle_for(now))
                     break
 
@@ -171,6 +174,7 @@ class Daemon:
                 return
             except ValueError:
                 continue  # a message with an unexpected number of parts
+            self._idle_since = time.monotonic()  # a client is talking to us: not idle
             try:
                 self._handle(identity, payload)
             except Exception:  # a bad record must never kill the daemon
@@ -182,6 +186,7 @@ class Daemon:
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(blob) + 1)
         unpacker.feed(blob)
         start = 0
+        self._nacked.clear()
         for fields in unpacker:
             end = unpacker.tell()
             self._handle_one(identity, fields, blob[start:end])
@@ -190,8 +195,8 @@ class Daemon:
     def _handle_one(self, identity: bytes, fields: Any, payload: bytes) -> None:
         if p.is_stored(fields):
             slot = self.runs.get(fields[1])
-            if slot is None:
-                self._reject(fields[1], "records arrived before the run was attached")
+            if slot is None or slot.identity != identity:
+                self._nack(identity, fields[1], slot)
                 return
             slot.accept(fields[2], fields[0], payload)
             if slot.writer.buffered_bytes > SYNC_BYTES and slot.disk_error is None:
@@ -213,6 +218,8 @@ class Daemon:
                 self._next_sync = 0.0
             self._wait_upload(identity, record.run_id)
         elif isinstance(record, p.Sync):
+            if record.run_id not in self.runs:
+                recover_spills(record.run_id, Path(record.run_dir))
             target = p.UploadTarget(*record.upload)
             # a run a client still writes stays live: its upload must not end at today's tail
             slot = self.runs.get(record.run_id)
@@ -224,17 +231,67 @@ class Daemon:
             log.warning("dropped a record of kind %s that failed its checks", record.kind)
 
     def _attach(self, identity: bytes, attach: p.Attach) -> None:
+        """A client writes a run: one live writer per run; an earlier attempt's log on
+        this machine (a slot, or an upload job) is continued, never forked."""
         slot = self.runs.get(attach.run_id)
+        if slot is not None and slot.held_by_other(attach):
+            log.warning(
+                "run %s: refused pid %d on %s; pid %d on %s writes it",
+                attach.run_id,
+                attach.pid,
+                attach.host or "?",
+                slot.pid,
+                slot.host or "?",
+            )
+            if attach.handshake:
+                refusal = p.Attached(
+                    p.ATTACHED, attach.run_id, 0, False, 0, "", slot.pid, slot.host
+                )
+                self._send(identity, refusal)
+            return
         if slot is None:
-            slot = self.runs[attach.run_id] = RunSlot(attach, identity)
-            log.info("run %s attached by pid %d (%s)", attach.run_id, attach.pid, attach.run_dir)
+            run_dir = self._earlier_attempt(attach.run_id) or Path(attach.run_dir)
+            slot = self.runs[attach.run_id] = RunSlot(attach, identity, run_dir)
+            log.info("run %s attached by pid %d (%s)", attach.run_id, attach.pid, slot.run_dir)
         else:
             slot.reattach(attach, identity)
             log.info("run %s re-attached by pid %d", attach.run_id, attach.pid)
         if attach.upload:
             target = p.UploadTarget(*attach.upload)
             self.uploader.add(attach.run_id, slot.run_dir, target, live=True)
+        if attach.handshake:
+            self._durable(slot)  # the client may read the log to continue it
+            answer = p.Attached(
+                p.ATTACHED, slot.run_id, 0, True, slot.writer.last_seq, str(slot.run_dir)
+            )
+            self._send(identity, answer)
         self._ack(slot)
+
+    def _earlier_attempt(self, run_id: str) -> Path | None:
+        """The run directory of an attempt of ``run_id`` this daemon uploads (or uploaded):
+        a resumed run continues that log, so its unuploaded tail and the new records are
+        one log with one seq order and one upload."""
+        job = self.uploader.jobs.get(run_id)
+        if job is not None and (job.run_dir / RUN_LOG_NAME).exists():
+            return job.run_dir
+        return None
+
+    def _nack(self, identity: bytes, run_id: str, slot: RunSlot | None) -> None:
+        """Records from a client this daemon has no writer for: it attaches again."""
+        if run_id in self._nacked:
+            return
+        self._nacked.add(run_id)
+        self.bad_records += 1
+        why = "no writer for this run" if slot is None else "another process writes this run"
+        log.warning("run %r: records not stored (%s); told the client", run_id, why)
+        self._send(identity, p.Nack(p.NACK, run_id, 0, why))
+
+    def _send(self, identity: bytes, record: p.Record) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.send_multipart([identity, p.encode(record)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the client went away; it attaches again if it comes back
 
     # -- upload progress, told to the clients waiting in finish() or sync ---------------
     def _wait_upload(self, identity: bytes, run_id: str) -> None:
@@ -256,10 +313,6 @@ class Daemon:
                 self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 self._waiters.pop(run_id, None)
-
-    def _reject(self, run_id: Any, why: str) -> None:
-        self.bad_records += 1
-        log.warning("run %r: %s", run_id, why)
 
     # -- durability ---------------------------------------------------------------------
     def _sync(self, now: float, force: bool) -> None:

@@ -131,9 +131,12 @@ class Uploader:
         self._thread.start()
 
     def add(self, run_id: str, run_dir: Path, target: p.UploadTarget, live: bool) -> None:
-        upload_state.register(self.daemon_dir, run_id, run_dir, target)
         with self._lock:
             job = self.jobs.get(run_id)
+            if job is not None and job.run_dir != run_dir and not (job.done or job.failed):
+                log.warning("run %s: %s still uploading; %s waits", run_id, job.run_dir, run_dir)
+                return  # never drop an unfinished job's remaining data (sync uploads the other)
+            upload_state.register(self.daemon_dir, run_id, run_dir, target)
             if job is None or job.target != target or job.run_dir != run_dir:
                 job = UploadJob(run_id, run_dir, target, upload_state.load_progress(run_dir))
                 job.headers = {"Authorization": f"Bearer {target.api_key}"}

@@ -5,11 +5,14 @@ The daemon directory (one per user; ``TRACKD_DAEMON_DIR``, else
 reaches the socket::
 
     daemon.sock     the ZeroMQ ipc endpoint the daemon binds
-    daemon.lock     held with flock for as long as the daemon lives ("is it alive?" is one
-                    system call that neither a crashed daemon nor a zombie can fool)
+    daemon.lock     held for as long as the daemon lives, with flock (one daemon per
+                    directory) and with a POSIX lock (lockf) that clients query with
+                    F_GETLK: "is it alive?" is one system call that takes no lock and
+                    that neither a crashed daemon nor a zombie can fool
     daemon.pid      written once the socket is bound
     daemon.log      the daemon's own log
-    spawn.lock      serialises clients that would start a daemon at the same time
+    spawn.lock      serialises clients that would start a daemon at the same time; held
+                    until the new daemon holds daemon.lock
     uploads/        one entry per run with data still to upload (see ``upload_state``)
 
 A run directory (``<TRACKD_DIR>/run-<time>-<id>``, or ``offline-run-...``)::
@@ -19,7 +22,8 @@ A run directory (``<TRACKD_DIR>/run-<time>-<id>``, or ``offline-run-...``)::
                     records a training process could not hold in memory yet (same frames)
     upload.json     how far the upload got (see ``upload_state``)
 
-Version 1 of this layout.
+Version 2 of this layout (version 1 daemons held daemon.lock with flock only, and clients
+probed it by taking it for an instant).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from ..errors import CommError
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 SOCKET_NAME = "daemon.sock"
 LOCK_NAME = "daemon.lock"
 PID_NAME = "daemon.pid"

@@ -1,4 +1,4 @@
-"""The records trackd sends: training process -> daemon -> run log -> server (version 1).
+"""The records trackd sends: training process -> daemon -> run log -> server (version 2).
 
 Every record is a ``NamedTuple`` whose first field is its kind (a small int). A record is
 encoded as a msgpack array of its fields in order, so the bytes the training process sends
@@ -19,7 +19,13 @@ server applies each ``seq`` at most once):
 
 Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
-    Attach     a client process announces a run it writes, and where its log lives
+    Attach     a client process announces a run it writes, and where its log lives; from
+               version 2 it carries the writer's host and asks for an Attached answer
+    Attached   daemon -> client: the answer to an Attach: accepted (with the run log's last
+               durable seq and the directory the daemon writes it in) or refused (another
+               live process writes that run: its pid and host)
+    Nack       daemon -> client: records arrived for a run the daemon has no writer for;
+               the client attaches again and resends every record not acked
     Flush      ask the daemon to make everything up to ``seq`` durable now and ack it
     Ack        daemon -> client: every record of ``run_id`` up to ``seq`` is durable, and
                how far its upload got
@@ -27,6 +33,8 @@ Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
 Compatibility: a decoder accepts arrays longer than the class it knows (fields added by a
 newer writer are dropped) and shorter ones (missing trailing fields take their defaults).
+Version 2 added ``Attach.host`` and ``Attach.handshake`` and the kinds ``Attached`` and
+``Nack``; a version 1 client sends no ``handshake`` and gets no ``Attached`` answer.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # Record kinds. Numbers are part of the on-disk format: never reuse or renumber one.
 RUN_START = 1
@@ -50,6 +58,8 @@ ATTACH = 20
 FLUSH = 21
 ACK = 22
 SYNC = 23
+ATTACHED = 24
+NACK = 25
 
 STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH, RUN_UPDATE})
 UPDATABLE_FIELDS = ("name", "notes", "tags", "group", "job_type")
@@ -136,6 +146,34 @@ class Attach(NamedTuple):
     first_seq: int
     mode: str = "offline"
     upload: UploadTarget | None = None
+    host: str = ""
+    handshake: bool = False  # version 2: answer with an Attached record
+
+
+class Attached(NamedTuple):
+    """Daemon -> client: the answer to an Attach with ``handshake``.
+
+    Accepted: ``last_seq`` is the highest seq durable in the run log the daemon writes,
+    which lives in ``run_dir`` (the directory of an earlier attempt of the run, when this
+    machine holds one). Refused: ``holder_pid`` on ``holder_host`` writes the run now."""
+
+    kind: int
+    run_id: str
+    seq: int
+    accepted: bool
+    last_seq: int = 0
+    run_dir: str = ""
+    holder_pid: int = 0
+    holder_host: str = ""
+
+
+class Nack(NamedTuple):
+    """Daemon -> client: records of ``run_id`` arrived and were not stored (no writer)."""
+
+    kind: int
+    run_id: str
+    seq: int
+    reason: str = ""
 
 
 class UploadTarget(NamedTuple):
@@ -190,6 +228,8 @@ Record = (
     | Flush
     | Ack
     | Sync
+    | Attached
+    | Nack
 )
 
 _BY_KIND: dict[int, Any] = {
@@ -204,6 +244,8 @@ _BY_KIND: dict[int, Any] = {
     FLUSH: Flush,
     ACK: Ack,
     SYNC: Sync,
+    ATTACHED: Attached,
+    NACK: Nack,
 }
 
 

@@ -11,6 +11,7 @@ from .._reader import RunData, read_run
 from .._transport import Stream, Transport
 from .._wire import records as p
 from .._wire.layout import RUN_LOG_NAME
+from .._wire.runlog import iter_frames
 from .._wire.settings import Settings, load
 from .._wire.upload_state import load_progress
 from ..errors import UsageError
@@ -70,12 +71,13 @@ def _sync_one(
 
     def progress(_elapsed: float, s: Stream) -> None:
         if show:
-            _bar(data.id, max(s.uploaded, 0), data.last_seq)
+            _bar(data.id, max(s.uploaded, 0), last_seq)
 
-    outcome = transport.wait_uploaded(stream, data.last_seq, settings.finish_timeout * 10, progress)
+    last_seq = max(data.last_seq, _spilled_last_seq(run_dir))  # the daemon stores spills first
+    outcome = transport.wait_uploaded(stream, last_seq, settings.finish_timeout * 10, progress)
     transport.close_stream(stream)
     if show:
-        _bar(data.id, max(stream.uploaded, 0), data.last_seq)
+        _bar(data.id, max(stream.uploaded, 0), last_seq)
         print(file=sys.stderr)
     where = f"{upload.base_url} {upload.entity}/{upload.project}/{data.id}"
     for seq, why in stream.rejected:
@@ -85,6 +87,15 @@ def _sync_one(
         return True
     print(f"trackd sync: {run_dir.name}: {stream.upload_note or outcome}", file=sys.stderr)
     return False
+
+
+def _spilled_last_seq(run_dir: Path) -> int:
+    """The highest seq in the run's spill files (records a finish() could not deliver)."""
+    last = 0
+    for path in run_dir.glob("spill-*.trackd"):
+        for payload, _end in iter_frames(path.read_bytes(), 0):
+            last = max(last, p.seq_of(payload))
+    return last
 
 
 def _bar(run_id: str, done: int, total: int, width: int = 30) -> None:

@@ -267,7 +267,7 @@ def test_sigterm_drains_and_flushes() -> None:
     run = trackd.init(project="p")
     for i in range(1000):
         run.log({"i": i})
-    run._transport.service()  # type: ignore[union-attr]
+    run._transport.flush_batches()  # type: ignore[union-attr]
     pid = daemon_pid()
     time.sleep(0.3)
     os.kill(pid, signal.SIGTERM)
