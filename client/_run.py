@@ -37,7 +37,7 @@ _now = time.time
 
 
 def check_exit_code(code: Any) -> int:
-    """An exit code every process can store (int32), or a clear ``UsageError``."""
+    """An exit code every process can store (int64), or a clear ``UsageError``."""
     if type(code) is not int or not EXIT_CODE_MIN <= code <= EXIT_CODE_MAX:
         raise UsageError(
             f"finish(): exit_code {code!r} is not an int from {EXIT_CODE_MIN} to "

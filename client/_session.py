@@ -31,6 +31,7 @@ from ._transport import Stream, Transport
 from ._values import plain
 from ._wire import records as p
 from ._wire.layout import RUN_LOG_NAME, is_run_dir_of, run_dir_name
+from ._wire.limits import EXIT_CODE_MAX, EXIT_CODE_MIN
 from ._wire.settings import Settings, load
 from .cli.credentials import ServerTarget, resolve
 from .errors import ConfigError, UsageError
@@ -407,11 +408,11 @@ def _exit_hook(original: Any) -> Any:
 
 
 def _exit_status(code: Any) -> int:
-    """The status a process exits with after ``sys.exit(code)``, kept within int32."""
+    """The status a process exits with after ``sys.exit(code)``, kept within int64."""
     if code is None:
         return 0
     if type(code) is int:
-        return code if -(1 << 31) <= code < (1 << 31) else 1
+        return code if EXIT_CODE_MIN <= code <= EXIT_CODE_MAX else 1
     return 1  # a message: Python prints it and exits with 1
 
 

@@ -8,7 +8,8 @@ database). Both import them from here, so the two checks cannot drift apart.
 - a ``str`` value or key: at most ``MAX_VALUE_BYTES`` bytes of UTF-8 (1 MiB), and no NUL
   character (PostgreSQL's text cannot hold one);
 - an ``int`` history value: fits in 64 bits (``INT64_MIN`` .. ``UINT64_MAX``); a step, a
-  config or summary int: int64; an exit code: int32 (``EXIT_CODE_MIN`` .. ``EXIT_CODE_MAX``);
+  config or summary int: int64; an exit code: int64 (``EXIT_CODE_MIN`` .. ``EXIT_CODE_MAX``; Windows reports
+  codes such as 0xC0000005 unsigned);
 - config and summary values: None, bool, int, float (NaN and inf included), str, and lists
   and str-keyed maps of those, nested at most ``MAX_DEPTH`` levels (deeper data is almost
   always a mistake, and every reader must be able to walk it without recursion trouble);
@@ -29,7 +30,7 @@ LIMITS_VERSION = 1
 MAX_KEY_LEN = 512
 MAX_VALUE_BYTES = 1 << 20
 INT64_MIN, INT64_MAX, UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
-EXIT_CODE_MIN, EXIT_CODE_MAX = -(1 << 31), (1 << 31) - 1
+EXIT_CODE_MIN, EXIT_CODE_MAX = INT64_MIN, INT64_MAX
 MAX_DEPTH = 32
 MAX_RECORD_BYTES = 8 << 20
 

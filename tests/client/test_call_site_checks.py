@@ -97,8 +97,8 @@ def test_step_metric_must_be_a_str() -> None:
     run.finish()
 
 
-@pytest.mark.parametrize("code", [2**63, 2**31, "1", 1.5])
-def test_exit_code_must_fit_int32(code: Any) -> None:
+@pytest.mark.parametrize("code", [2**63, -(2**63) - 1, "1", 1.5])
+def test_exit_code_must_fit_int64(code: Any) -> None:
     run = trackd.init(project="p")
     with pytest.raises(UsageError, match=r"finish\(\): exit_code .* is not an int from"):
         run.finish(exit_code=code)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trackd
+from trackd._wire import records as p
 
 from tests._support.server import running_server
 from tests.e2e.conftest import Remote
@@ -91,3 +92,22 @@ def test_record_the_server_finds_too_large_is_named_and_skipped(
         )
         assert "1 record(s) refused by the server" in status.stdout, status.stdout
         assert "seq 5: the server refused it as too large" in status.stdout
+
+
+@pytest.mark.parametrize(
+    "upstream", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.usefixtures("proxy")
+def test_poison_record_is_refused_and_the_other_nine_land(remote: Remote) -> None:
+    """The 5th of 10 records is one the server cannot store (this client refuses it at the
+    call, so it is sent the way an older client would have sent it)."""
+    run = trackd.init(project="p")  # RunStart: seq 1
+    _log(run, 0, 3)  # seqs 2-4
+    poison = p.History(p.HISTORY, run.id, run._next_seq(), 2**63, time.time(), {"i": -1})
+    run._emit_record(poison)  # seq 5
+    _log(run, 3, 7)  # seqs 6-9
+    with pytest.warns(UserWarning, match=r"refused 1 record\(s\).*seq 5: .*9223372036854775808"):
+        run.finish()  # seq 10
+    assert [row["i"] for row in remote.history("p", run.id)] == list(range(7))
+    doc = remote.run("p", run.id)
+    assert doc is not None and doc["state"] == "finished" and doc["last_seq"] == 10
