@@ -78,11 +78,22 @@ def _select(run_pk: int, query: HistoryQuery, by_key: bool) -> Any:
     return stmt.order_by(h.c.key_id, h.c.step) if by_key else stmt.order_by(h.c.step, h.c.key_id)
 
 
+MAX_ROW_VALUES = 1_000_000  # one unsampled answer; more is paged by step (scan_history)
+
+
 def rows(conn: Connection, run_pk: int, query: HistoryQuery) -> list[dict[str, Any]]:
-    """Rows ``{"_step", "_timestamp", key: value, ...}`` ordered by step."""
+    """Rows ``{"_step", "_timestamp", key: value, ...}`` ordered by step, at most
+    ``MAX_ROW_VALUES`` values (a :class:`BadRequest` says how to ask for more)."""
     out: list[dict[str, Any]] = []
     row: dict[str, Any] = {}
-    for key, step, t, kind, num, ival, text in conn.execute(_select(run_pk, query, False)):
+    stmt = _select(run_pk, query, False).limit(MAX_ROW_VALUES + 1)
+    for n, (key, step, t, kind, num, ival, text) in enumerate(conn.execute(stmt)):
+        if n == MAX_ROW_VALUES:
+            raise BadRequest(
+                f"this history holds more than {MAX_ROW_VALUES} values in the range asked for; "
+                "ask for samples=N (downsampled), or page with min_step/max_step "
+                "(trackd.Api().run(...).scan_history() does)"
+            )
         if not out or row["_step"] != step:
             row = {"_step": step, "_timestamp": t}
             out.append(row)
