@@ -7,6 +7,7 @@ locked (the daemon holds it for as long as it lives); the question takes no lock
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import struct
@@ -29,6 +30,15 @@ _FLOCK = struct.Struct("hhqqi4x")  # Linux's struct flock: type, whence, start, 
 # Daemons this process started. Kept for the life of the process: poll() reaps one that
 # exits, and a Popen dropped while its daemon still runs would warn about it.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _let_daemons_go() -> None:
+    """At exit: reap the daemons that ended; the ones still serving outlive this process on
+    purpose (they are in a session of their own), so their Popen objects are let go quietly."""
+    for popen in _CHILDREN:
+        if popen.poll() is None:
+            popen.returncode = 0  # not ours to wait for; keeps Popen.__del__ from warning
 
 
 class DaemonHandle:
