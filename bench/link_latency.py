@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _latency import percentiles  # bench/ is on sys.path when a bench script runs
+
 
 def _row(i: int) -> dict[str, float]:
     return {f"metric_{k}": i * 0.001 + k for k in range(10)}
@@ -48,18 +50,7 @@ def paced(log: Callable[[dict[str, Any]], None], calls: int) -> dict[str, float]
         samples[i] = clock() - t0
         if i % 1000 == 999:
             time.sleep(0.015)
-    samples.sort()
-
-    def pct(q: float) -> float:
-        return samples[min(calls - 1, int(q * calls))] / 1000
-
-    return {
-        "calls": calls,
-        "p50_us": round(pct(0.50), 3),
-        "p99_us": round(pct(0.99), 3),
-        "p999_us": round(pct(0.999), 3),
-        "max_us": round(samples[-1] / 1000, 1),
-    }
+    return percentiles(samples)
 
 
 def _killer(daemon_dir: Path, every: float, stop: threading.Event) -> list[int]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import msgpack
 import zmq
+from _latency import percentiles  # bench/ is on sys.path when a bench script runs
 
 KEYS = [f"metric_{i}" for i in range(10)]
 
@@ -58,19 +59,7 @@ def measure(call: Callable[[int], Any], calls: int) -> dict[str, float]:
         call(row)  # type: ignore[arg-type]
         samples[i] = clock() - t0
     total = (clock() - start) / 1e9
-    samples.sort()
-
-    def pct(q: float) -> float:
-        return samples[min(calls - 1, int(q * calls))] / 1000
-
-    return {
-        "calls": calls,
-        "p50_us": round(pct(0.50), 3),
-        "p99_us": round(pct(0.99), 3),
-        "p999_us": round(pct(0.999), 3),
-        "max_us": round(samples[-1] / 1000, 1),
-        "calls_per_s": round(calls / total),
-    }
+    return {**percentiles(samples), "calls_per_s": round(calls / total)}
 
 
 def bench_floor(calls: int, tmp: str) -> dict[str, float]:

@@ -32,17 +32,23 @@ def _version(url: str) -> int:
         engine.dispose()
 
 
-@pytest.mark.timeout(60)
-def test_server_upgrades_a_version_1_database(tmp_path: Path, db_url: str | None) -> None:
-    assert LATEST >= 4
+def _database_at(version: int, tmp_path: Path, db_url: str | None) -> tuple[Path, str]:
+    """A new database migrated only up to ``version``, as an older server left it."""
     data_dir = tmp_path / "server"
     data_dir.mkdir()
     url = database_url(db_url, data_dir)
     engine = unpooled_engine(url)
     try:
-        assert migrate(engine, upto=1) == (0, 1)
+        assert migrate(engine, upto=version) == (0, version)
     finally:
         engine.dispose()
+    return data_dir, url
+
+
+@pytest.mark.timeout(60)
+def test_server_upgrades_a_version_1_database(tmp_path: Path, db_url: str | None) -> None:
+    assert LATEST >= 4
+    data_dir, url = _database_at(1, tmp_path, db_url)
     assert _version(url) == 1 and "program" not in _columns(url)
     with running_server(data_dir, db=db_url) as server, server.client() as client:
         assert f"schema upgraded from version 1 to {LATEST}" in server.log_tail()
@@ -92,14 +98,7 @@ def _add_v2_user_and_key(url: str, name: str, key: str) -> None:
 @pytest.mark.timeout(60)
 def test_keys_from_a_version_2_database_keep_working(tmp_path: Path, db_url: str | None) -> None:
     assert LATEST >= 4
-    data_dir = tmp_path / "server"
-    data_dir.mkdir()
-    url = database_url(db_url, data_dir)
-    engine = unpooled_engine(url)
-    try:
-        assert migrate(engine, upto=2) == (0, 2)
-    finally:
-        engine.dispose()
+    data_dir, url = _database_at(2, tmp_path, db_url)
     old_key = "trk_" + secrets.token_urlsafe(30)
     _add_v2_user_and_key(url, "old", old_key)
     with running_server(data_dir, db=db_url) as server, server.client(old_key) as old:
