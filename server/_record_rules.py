@@ -42,6 +42,8 @@ from trackd._wire.limits import (
     MAX_DEPTH,
     MAX_KEY_LEN,
     UINT64_MAX,
+    str_too_long,
+    utf8_size,
 )
 from trackd._wire.limits import MAX_VALUE_BYTES as MAX_STR_BYTES
 from trackd._wire.summary import GOALS, parse_summary_modes
@@ -70,13 +72,11 @@ def str_problem(value: str) -> str | None:
     """What is wrong with a str value (a NUL, or more than 1 MiB), or ``None``."""
     if "\x00" in value:
         return f"a str holding a NUL character (\\x00) ({show(value)}); strings may not hold NUL"
-    if len(value) * 4 > MAX_STR_BYTES:
-        size = len(value.encode("utf-8", "surrogatepass"))
-        if size > MAX_STR_BYTES:
-            return (
-                f"a str of {size} bytes; a str may be at most {MAX_STR_BYTES} bytes (1 MiB), "
-                "log a smaller value or upload a file"
-            )
+    if str_too_long(value):
+        return (
+            f"a str of {utf8_size(value)} bytes; a str may be at most {MAX_STR_BYTES} bytes "
+            "(1 MiB), log a smaller value or upload a file"
+        )
     return None
 
 

@@ -40,15 +40,20 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RUN_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
 
+def utf8_size(value: str) -> int:
+    """The bytes ``value`` takes as UTF-8 (a lone surrogate counted, not raised on)."""
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
 def str_too_long(value: str) -> bool:
     """Whether ``value`` is over ``MAX_VALUE_BYTES`` of UTF-8 (cheap for short strings)."""
-    return len(value) * 4 > MAX_VALUE_BYTES and len(value.encode()) > MAX_VALUE_BYTES
+    return len(value) * 4 > MAX_VALUE_BYTES and utf8_size(value) > MAX_VALUE_BYTES
 
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored as a str (too long, or holds NUL), or None."""
     if str_too_long(value):
-        return f"is a str of {len(value.encode())} bytes; at most {MAX_VALUE_BYTES} (1 MiB) fit"
+        return f"is a str of {utf8_size(value)} bytes; at most {MAX_VALUE_BYTES} (1 MiB) fit"
     if "\0" in value:
         return f"is a str holding a NUL character at index {value.index(chr(0))}; remove it"
     return None
