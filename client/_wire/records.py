@@ -16,6 +16,10 @@ server applies each ``seq`` at most once):
     Finish     the run ended: state ``finished`` | ``failed`` | ``crashed``, exit code
     RunUpdate  run metadata changed after ``init()`` (``run.name = ...``): the changed keys
                of ``name``, ``notes``, ``tags``, ``group``, ``job_type``
+    HistoryMedia  a History row holding raw media (see :mod:`trackd._wire.media`); the
+               daemon turns it into files and uploads it as a History record with its seq
+    File       a file saved with the run (``trackd.save``): name in the run, local path,
+               policy; the daemon fills in ``sha256`` and ``size`` when it uploads it
 
 Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
@@ -35,6 +39,7 @@ Compatibility: a decoder accepts arrays longer than the class it knows (fields a
 newer writer are dropped) and shorter ones (missing trailing fields take their defaults).
 Version 2 added ``Attach.host`` and ``Attach.handshake`` and the kinds ``Attached`` and
 ``Nack``; a version 1 client sends no ``handshake`` and gets no ``Attached`` answer.
+Version 3 added the stored kinds ``HistoryMedia`` and ``File``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # Record kinds. Numbers are part of the on-disk format: never reuse or renumber one.
 RUN_START = 1
@@ -54,6 +59,8 @@ SUMMARY = 4
 METRIC = 5
 FINISH = 6
 RUN_UPDATE = 7
+HISTORY_MEDIA = 8
+FILE = 9
 ATTACH = 20
 FLUSH = 21
 ACK = 22
@@ -61,7 +68,9 @@ SYNC = 23
 ATTACHED = 24
 NACK = 25
 
-STORED_KINDS = frozenset({RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH, RUN_UPDATE})
+STORED_KINDS = frozenset(
+    {RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH, RUN_UPDATE, HISTORY_MEDIA, FILE}
+)
 UPDATABLE_FIELDS = ("name", "notes", "tags", "group", "job_type")
 
 
@@ -135,6 +144,31 @@ class RunUpdate(NamedTuple):
     run_id: str
     seq: int
     data: dict[str, Any]
+
+
+class HistoryMedia(NamedTuple):
+    """A History row holding raw media: the same fields, another kind."""
+
+    kind: int
+    run_id: str
+    seq: int
+    step: int
+    time: float
+    data: dict[str, Any]
+
+
+class File(NamedTuple):
+    """A file saved with the run. ``name`` is its relative POSIX path in the run, ``path``
+    where it lies on the training machine, ``policy`` one of ``live``, ``now``, ``end``."""
+
+    kind: int
+    run_id: str
+    seq: int
+    name: str
+    path: str
+    policy: str
+    sha256: str | None = None
+    size: int | None = None
 
 
 class Attach(NamedTuple):
@@ -224,6 +258,8 @@ Record = (
     | Metric
     | Finish
     | RunUpdate
+    | HistoryMedia
+    | File
     | Attach
     | Flush
     | Ack
@@ -240,6 +276,8 @@ _BY_KIND: dict[int, Any] = {
     METRIC: Metric,
     FINISH: Finish,
     RUN_UPDATE: RunUpdate,
+    HISTORY_MEDIA: HistoryMedia,
+    FILE: File,
     ATTACH: Attach,
     FLUSH: Flush,
     ACK: Ack,
@@ -305,6 +343,7 @@ def from_fields(fields: Any) -> Record:
         raise DecodeError(str(exc)) from exc
 
 
+_ROWS = frozenset({HISTORY, HISTORY_MEDIA})
 _REQUIRED = {k: len(c._fields) - len(c._field_defaults) for k, c in _BY_KIND.items()}
 
 
@@ -318,7 +357,7 @@ def is_stored(fields: Any) -> bool:
         and type(fields[2]) is int
         and fields[2] > 0
         and len(fields) >= _REQUIRED[fields[0]]
-        and (fields[0] != HISTORY or (type(fields[3]) is int and type(fields[5]) is dict))
+        and (fields[0] not in _ROWS or (type(fields[3]) is int and type(fields[5]) is dict))
     )
 
 
