@@ -9,7 +9,7 @@ them.
 Histograms (64 bins) are computed on the tensor's own device; only the bins are copied to
 the host, once per backward pass or forward call, not once per tensor. They are logged with
 ``commit=False``, so they join the row of the next ``log()`` call, at its step. The second and
-later models watched in a process get a prefix (``gradients/graph_1.<name>``), as wandb's
+later models watched in a run get a prefix (``gradients/graph_1.<name>``), as wandb's
 ``graph_1`` prefix; ``DataParallel`` and ``DistributedDataParallel`` wrappers are looked
 through, so names carry no ``module.``. Hooks are removed by :func:`unwatch` and when the run
 finishes.
@@ -17,7 +17,6 @@ finishes.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import warnings
 import weakref
@@ -32,8 +31,8 @@ LOG_CHOICES = ("gradients", "parameters", "all", None)
 
 _lock = threading.Lock()
 _watches: weakref.WeakKeyDictionary[Any, _Watch] = weakref.WeakKeyDictionary()
-_prefixes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_indexes = itertools.count()
+# per run: the key prefix of each model it watched (the first has none, as in wandb)
+_prefixes: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
 
 
 class _Watch:
@@ -174,7 +173,7 @@ def watch(
             old = _watches.pop(model, None)
             if old is not None:
                 old.remove()
-            prefix = _prefix(model, None if idx is None else idx + i)
+            prefix = _prefix(run, model, None if idx is None else idx + i)
             if log is not None:
                 _watches[model] = _Watch(run, model, prefix, log, log_freq)
         _on_finish(run)
@@ -200,14 +199,15 @@ def _check_models(where: str, models: Any) -> list[Any]:
     return models
 
 
-def _prefix(model: Any, index: int | None) -> str:
-    """The key prefix of ``model``: kept when watched again; the first model has none."""
+def _prefix(run: Any, model: Any, index: int | None) -> str:
+    """The key prefix of ``model`` in ``run``: the first model watched has none, the next
+    ``graph_1.`` and so on; a model watched again keeps its prefix."""
+    known = _prefixes.setdefault(run, {})
     if index is None:
-        if model in _prefixes:
-            return _prefixes[model]
-        index = next(_indexes)
-    prefix = f"graph_{index}." if index else ""
-    _prefixes[model] = prefix
+        if id(model) in known:
+            return known[id(model)]
+        index = len(known)
+    known[id(model)] = prefix = f"graph_{index}." if index else ""
     return prefix
 
 
