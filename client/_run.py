@@ -385,7 +385,8 @@ class Run:
         if self._send is not None:
             payload = self._encode_media(self.id, seq, self._step, now, row)
             _check_size(payload, f"the row of step {self._step}")
-            self._send(self._stream, seq, payload, now)
+            assert self._transport is not None and self._stream is not None
+            self._transport.send_alone(self._stream, seq, payload, now)
         self._seq = seq
         self._observe(summary_row(row))
         self._step += 1
