@@ -244,3 +244,38 @@ def test_image_rows_are_history_media_records_and_plain_rows_are_not() -> None:
     rows = [r for r in records if r.kind in (p.HISTORY, p.HISTORY_MEDIA)]
     assert [r.kind for r in rows] == [p.HISTORY, p.HISTORY_MEDIA, p.HISTORY]
     assert rows[1].data["loss"] == 0.5 and rows[1].step == 1
+
+
+def test_image_rows_follow_the_step_rules() -> None:
+    run = trackd.init(project="p")
+    img = trackd.Image(np.full((2, 2), 7, dtype=np.uint8))
+    run.log({"img": img}, step=3)  # opens step 3
+    run.log({"loss": 1.0}, step=3)  # merged into it
+    run.log({"x": 1}, step=4)  # commits step 3
+    run.log({"img": img, "y": 2}, commit=True)  # step 4, committed now
+    run.finish()
+    rows = trackd.read_run(run.dir).history
+    assert [(r["_step"], sorted(k for k in r if not k.startswith("_"))) for r in rows] == [
+        (3, ["img", "loss"]),
+        (4, ["img", "x", "y"]),
+    ]
+    assert pixels(rows[1]["img"]).tolist() == [[7, 7], [7, 7]]
+
+
+def test_uint8_pixels_are_not_copied_before_logging() -> None:
+    arr = np.zeros((4, 4, 3), dtype=np.uint8)
+    arr[0, 0, 0] = 9  # max over 1: no scaling, so no conversion
+    view = trackd.Image(arr)._raw("k")["pixels"]
+    assert isinstance(view, memoryview) and view.obj is arr
+
+
+def test_an_image_over_the_record_limit_is_refused_and_nothing_is_lost() -> None:
+    run = trackd.init(project="p")
+    run.log({"a": 1})
+    big = trackd.Image(np.full((1700, 1700, 3), 9, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"the row of step 1 is \d+ bytes once encoded; one"):
+        run.log({"img": big})
+    run.log({"img": trackd.Image(np.full((8, 8, 3), 9, dtype=np.uint8))})
+    run.finish()
+    rows = trackd.read_run(run.dir).history
+    assert [r["_step"] for r in rows] == [0, 1] and rows[1]["img"]["shape"] == [8, 8, 3]
