@@ -176,11 +176,7 @@ def _array_pixels(data: Any) -> Any:
         arr = np.asarray(data)
     except Exception as exc:  # a foreign object numpy cannot read
         raise TypeError(f"Image(): cannot read a {type(data).__name__} as pixels ({exc})") from None
-    if (
-        arr.dtype == object
-        or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
-        or np.issubdtype(arr.dtype, np.complexfloating)
-    ):
+    if arr.dtype.kind not in "biuf":  # bool, int, unsigned, float
         raise TypeError(
             f"Image(): data is a {type(data).__name__} of dtype {arr.dtype}; pass a numeric "
             "numpy array, a PIL image, a torch tensor, or the path of an image file"

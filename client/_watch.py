@@ -155,12 +155,7 @@ def watch(
     run = current_run()
     if run is None or run.state != "running":
         raise UsageError("watch(): no run is running; call trackd.init() before trackd.watch()")
-    if log not in LOG_CHOICES:
-        raise ValueError(f"watch(): log is {log!r}; pass 'gradients', 'parameters', 'all' or None")
-    if isinstance(log_freq, bool) or not isinstance(log_freq, int) or log_freq < 1:
-        raise ValueError(f"watch(): log_freq is {log_freq!r}; pass an int of 1 or more")
-    if idx is not None and (isinstance(idx, bool) or not isinstance(idx, int) or idx < 0):
-        raise ValueError(f"watch(): idx is {idx!r}; pass a non-negative int or None")
+    _check_args(log, log_freq, idx)
     models = _check_models("watch()", models)
     if log_graph:
         warnings.warn(
@@ -177,6 +172,15 @@ def watch(
             if log is not None:
                 _watches[model] = _Watch(run, model, prefix, log, log_freq)
         _on_finish(run)
+
+
+def _check_args(log: Any, log_freq: Any, idx: Any) -> None:
+    if log not in LOG_CHOICES:
+        raise ValueError(f"watch(): log is {log!r}; pass 'gradients', 'parameters', 'all' or None")
+    if isinstance(log_freq, bool) or not isinstance(log_freq, int) or log_freq < 1:
+        raise ValueError(f"watch(): log_freq is {log_freq!r}; pass an int of 1 or more")
+    if idx is not None and (isinstance(idx, bool) or not isinstance(idx, int) or idx < 0):
+        raise ValueError(f"watch(): idx is {idx!r}; pass a non-negative int or None")
 
 
 def _check_models(where: str, models: Any) -> list[Any]:
