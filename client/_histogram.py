@@ -138,38 +138,55 @@ def _non_finite(nan: int, inf: int, neg_inf: int) -> dict[str, int]:
 
 
 def device_histogram(tensor: Any, num_bins: int) -> Any:
-    """A 1-d float64 tensor on ``tensor``'s device: [min, max, count of each of
-    ``num_bins`` bins over [min, max], nan, inf, -inf], computed there without waiting for
-    it (torch.histc's binning: the maximum falls in the last bin). Read it with
-    :func:`histogram_from_device`."""
+    """A 1-d float64 tensor: [min, max, count of each of ``num_bins`` bins over [min, max]
+    of the finite values, nan, inf, -inf count], binned as torch.histc does (bin
+    ``(x - min) * bins / (max - min)``, the maximum in the last bin). On an accelerator it is
+    computed there and not waited for; read it with :func:`histogram_from_device`."""
     torch = sys.modules["torch"]
     flat = tensor.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.to(torch.float32)
+    if flat.device.type == "cpu":  # numpy takes a fifth of the time of torch's small ops
+        return torch.from_numpy(_numpy_bins(flat.numpy(), num_bins))
+    return _torch_bins(torch, flat, num_bins)
+
+
+def _torch_bins(torch: Any, flat: Any, num_bins: int) -> Any:
+    """:func:`device_histogram`'s numbers by torch ops on ``flat``'s device, no waiting."""
     finite = torch.isfinite(flat)
-    if flat.device.type == "cpu" and flat.numel() and bool(finite.all()):
-        # the common case on the CPU, where waiting costs nothing: a few ops, not twenty
-        low, high = torch.aminmax(flat)
-        counts = torch.histc(flat, num_bins, min=low.item(), max=high.item())
-        return torch.cat([torch.stack([low, high]).double(), counts.double(), flat.new_zeros(3)])
     inf = math.inf
     low = torch.where(finite, flat, inf).amin() if flat.numel() else flat.new_tensor(inf)
     high = torch.where(finite, flat, -inf).amax() if flat.numel() else flat.new_tensor(-inf)
     span = high - low
-    scale = num_bins / torch.where(span > 0, span, torch.ones_like(span))
-    safe = torch.where(finite, flat, 0.0)
-    index = ((safe - low) * scale).floor().clamp_(0, num_bins - 1).long()
-    index = torch.where(finite, index, num_bins)  # non-finite values: one bin past the end
+    safe = torch.where(finite, flat, low.clamp(-3e38, 3e38))
+    index = ((safe - low) * num_bins / torch.where(span > 0, span, 1.0)).long()
+    index = torch.where(finite, index.clamp_(0, num_bins - 1), num_bins)  # non-finite: past the end
     counts = torch.bincount(index, minlength=num_bins + 1)[:num_bins]
+    non_finite = [torch.isnan(flat).sum(), (flat == inf).sum(), (flat == -inf).sum()]
     return torch.cat(
-        [
-            torch.stack([low, high]).double(),
-            counts.double(),
-            torch.stack(
-                [torch.isnan(flat).sum(), (flat == inf).sum(), (flat == -inf).sum()]
-            ).double(),
-        ]
+        [torch.stack([low, high]).double(), counts.double(), torch.stack(non_finite).double()]
     )
+
+
+def _numpy_bins(a: Any, num_bins: int) -> Any:
+    """:func:`device_histogram`'s numbers for a flat float numpy array."""
+    import numpy as np
+
+    out = np.zeros(num_bins + 5, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.all():
+        out[-3:] = np.isnan(a).sum(), np.isposinf(a).sum(), np.isneginf(a).sum()
+        a = a[finite]
+    if not a.size:
+        out[:2] = math.inf, -math.inf
+        return out
+    low, high = a.min(), a.max()
+    span = high - low if high > low else a.dtype.type(1)
+    index = ((a - low) * a.dtype.type(num_bins) / span).astype(np.intp)
+    np.minimum(index, num_bins - 1, out=index)
+    out[:2] = low, high
+    out[2 : 2 + num_bins] = np.bincount(index, minlength=num_bins)
+    return out
 
 
 def histogram_from_device(values: list[float], num_bins: int) -> dict[str, Any]:

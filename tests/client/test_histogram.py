@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import trackd
-from trackd._histogram import device_histogram, histogram_from_device
+from trackd._histogram import _numpy_bins, _torch_bins, device_histogram, histogram_from_device
 
 from ._rich import logged, logged_row
 
@@ -122,3 +122,15 @@ def test_bad_arrays_and_lists_are_refused(value: Any, pattern: str) -> None:
     with pytest.raises((TypeError, ValueError), match=pattern):
         run.log({"v": value})
     run.finish()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_accelerator_path_bins_like_the_cpu_path(dtype: str) -> None:
+    """The torch-ops path (used on a GPU) gives the numpy path's numbers; run here on CPU."""
+    values = RNG.normal(size=3000).astype(dtype)
+    values[::97] = np.nan
+    values[5], values[6] = np.inf, -np.inf
+    for data in (values, values[:0], np.full(5, 2.0, dtype=dtype), np.array([np.nan], dtype)):
+        expected = _numpy_bins(data, 64)
+        got = _torch_bins(torch, torch.from_numpy(data), 64).numpy()
+        assert np.array_equal(got, expected), data[:5]
