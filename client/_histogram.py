@@ -143,11 +143,18 @@ def device_histogram(tensor: Any, num_bins: int) -> Any:
     ``(x - min) * bins / (max - min)``, the maximum in the last bin). On an accelerator it is
     computed there and not waited for; read it with :func:`histogram_from_device`."""
     torch = sys.modules["torch"]
+    if tensor.is_sparse:  # a sparse gradient (nn.Embedding(sparse=True)): its implicit zeros
+        coalesced = tensor.detach().coalesce()
+        values = coalesced.values().reshape(-1).float().cpu().numpy()
+        zeros = tensor.numel() - values.size
+        return torch.from_numpy(_numpy_bins(values, num_bins, zeros))
     flat = tensor.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.to(torch.float32)
     if flat.device.type == "cpu":  # numpy takes a fifth of the time of torch's small ops
         return torch.from_numpy(_numpy_bins(flat.numpy(), num_bins))
+    if torch.are_deterministic_algorithms_enabled():  # bincount on CUDA is not deterministic
+        return torch.from_numpy(_numpy_bins(flat.cpu().numpy(), num_bins))
     return _torch_bins(torch, flat, num_bins)
 
 
@@ -168,8 +175,9 @@ def _torch_bins(torch: Any, flat: Any, num_bins: int) -> Any:
     )
 
 
-def _numpy_bins(a: Any, num_bins: int) -> Any:
-    """:func:`device_histogram`'s numbers for a flat float numpy array."""
+def _numpy_bins(a: Any, num_bins: int, zeros: int = 0) -> Any:
+    """:func:`device_histogram`'s numbers for a flat float numpy array (and ``zeros`` more
+    zero values, the implicit ones of a sparse tensor)."""
     import numpy as np
 
     out = np.zeros(num_bins + 5, dtype=np.float64)
@@ -177,6 +185,8 @@ def _numpy_bins(a: Any, num_bins: int) -> Any:
     if not finite.all():
         out[-3:] = np.isnan(a).sum(), np.isposinf(a).sum(), np.isneginf(a).sum()
         a = a[finite]
+    if zeros:
+        a = np.append(a, a.dtype.type(0))  # one zero in the range; the rest added below
     if not a.size:
         out[:2] = math.inf, -math.inf
         return out
@@ -186,6 +196,8 @@ def _numpy_bins(a: Any, num_bins: int) -> Any:
     np.minimum(index, num_bins - 1, out=index)
     out[:2] = low, high
     out[2 : 2 + num_bins] = np.bincount(index, minlength=num_bins)
+    if zeros:
+        out[2 + index[-1]] += zeros - 1
     return out
 
 

@@ -47,6 +47,7 @@ class _Watch:
         self.handles: list[Any] = []
         self.pending: list[tuple[str, Any]] = []  # gradient histograms of this backward pass
         self.flush_queued = False
+        self.warned = False
         self.lock = threading.Lock()
         inner = _unwrap(torch, model)
         self.params = [(prefix + name, p) for name, p in inner.named_parameters()]
@@ -71,9 +72,22 @@ class _Watch:
         if self.forward_count < self.log_freq or not self._live():
             return
         self.forward_count = 0
-        with self.torch.no_grad():
-            hists = [(f"parameters/{n}", device_histogram(p, BINS)) for n, p in self.params]
-        self._log(hists)
+        try:
+            with self.torch.no_grad():
+                hists = [(f"parameters/{n}", device_histogram(p, BINS)) for n, p in self.params]
+            self._log(hists)
+        except Exception as exc:  # noqa: BLE001 - never break the user's training step
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        if not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"watch(): a histogram could not be logged ({type(exc).__name__}: {exc}); "
+                "training goes on, the histograms of this model may be missing",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _grad_hook(self, name: str) -> Callable[[Any], None]:
         key = f"gradients/{name}"
@@ -85,7 +99,10 @@ class _Watch:
                 return
             count[0] = 0
             if self._live():
-                self._add_gradient(key, grad)
+                try:
+                    self._add_gradient(key, grad)
+                except Exception as exc:  # noqa: BLE001 - never break the user's backward
+                    self._failed(exc)
 
         return hook
 
@@ -106,7 +123,10 @@ class _Watch:
         with self.lock:
             hists, self.pending, self.flush_queued = self.pending, [], False
         if hists and self._live():
-            self._log(hists)
+            try:
+                self._log(hists)
+            except Exception as exc:  # noqa: BLE001 - it runs inside the user's backward
+                self._failed(exc)
 
     def _log(self, hists: list[tuple[str, Any]]) -> None:
         by_device: dict[Any, list[tuple[str, Any]]] = {}

@@ -169,3 +169,16 @@ def test_watch_without_torch_says_so_and_torch_is_imported_only_when_used() -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "watch(): torch is not installed; watch() logs torch models" in out.stdout
+
+
+def test_sparse_gradients_count_their_zeros() -> None:
+    run = trackd.init(project="p")
+    model = nn.Embedding(100, 4, sparse=True)
+    trackd.watch(model, log="gradients", log_freq=1)
+    model(torch.tensor([1, 2, 2, 7])).sum().backward()
+    run.log({"x": 1})
+    hist = _history(run)[0]["gradients/weight"]
+    # rows 1 and 7 have gradient 1, row 2 (looked up twice) 2, the other 97 rows 0
+    assert (hist["bins"][0], hist["bins"][-1]) == (0.0, 2.0)
+    assert (hist["values"][0], hist["values"][32], hist["values"][63]) == (388, 8, 4)
+    assert sum(hist["values"]) == 400
