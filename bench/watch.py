@@ -7,7 +7,8 @@ training thread, as JSON.
   shared machine slows both alike. ``overhead_*_pct`` compares the mean step times (the
   histogram steps included), by the wall clock and by this thread's CPU time.
 - ``image``: per-call time of ``run.log({"img": trackd.Image(arr)})`` for a 256x256x3 uint8
-  array (construction included), beside ``pack_only``: msgpack packing the same buffer.
+  array (construction included), beside ``pack_only`` (msgpack packing the same buffer) and
+  ``pil_png_encode`` (what encoding it to PNG in the training process would cost).
 
 Usage: ``python bench/watch.py [--steps 2000] [--images 300]``. Offline mode, the
 real daemon; run dirs in a temporary directory.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import os
 import tempfile
@@ -26,6 +28,7 @@ from typing import Any
 import msgpack
 import numpy as np
 from _latency import percentiles  # bench/ is on sys.path when a bench script runs
+from PIL import Image as PILImage
 
 
 def _model() -> Any:
@@ -114,10 +117,16 @@ def bench_image(calls: int) -> dict[str, Any]:
         t0 = clock()
         pack({"img": {"pixels": arr.data.cast("B")}})
         packs.append(clock() - t0)
+    pngs = []
+    for _ in range(min(calls, 100)):
+        t0 = clock()
+        PILImage.fromarray(arr).save(io.BytesIO(), format="PNG")
+        pngs.append(clock() - t0)
     return {
         "shape": [256, 256, 3],
         "log_image": percentiles(samples),
         "pack_only": percentiles(packs),
+        "pil_png_encode": percentiles(pngs),
     }
 
 

@@ -279,3 +279,14 @@ def test_an_image_over_the_record_limit_is_refused_and_nothing_is_lost() -> None
     run.finish()
     rows = trackd.read_run(run.dir).history
     assert [r["_step"] for r in rows] == [0, 1] and rows[1]["img"]["shape"] == [8, 8, 3]
+
+
+def test_a_large_image_reads_back_exactly() -> None:
+    arr = RNG.integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)  # 3 MiB of pixels
+    run = trackd.init(project="p")
+    for i in range(3):
+        run.log({"img": trackd.Image(arr), "i": i})
+    run.finish()
+    rows = trackd.read_run(run.dir).history
+    assert [r["i"] for r in rows] == [0, 1, 2]
+    assert all(np.array_equal(pixels(r["img"]), arr) for r in rows)
