@@ -249,6 +249,18 @@ class Transport:
         else:
             self._send_slow(stream, payload)
 
+    def send_alone(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
+        """Like :meth:`send`, for a large record (a row of images): it goes as a blob of its
+        own, never joined (copied again) into a batch on the training thread."""
+        if stream.spill is None and self._queued_bytes < self.queue_bytes and not self.forked:
+            if stream.batch:  # keep order: what was batched goes first
+                stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
+                stream.batch.clear()
+            stream.ready.append((seq, payload))
+            self._queued_bytes += len(payload)
+        else:
+            self._send_slow(stream, payload)
+
     def _send_slow(self, stream: Stream, payload: bytes) -> None:
         self._check_fork()
         with self._lock:

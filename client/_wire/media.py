@@ -31,6 +31,8 @@ Raw values (client -> daemon), map keys as shown; optional ones may be absent or
                            "class_id": int, "box_caption": str, "scores": {name: float}}],
              "class_labels": {"<id>": name}}
         boxes and class labels are stored as they are (class-label keys are str).
+    {"_type": "images", "items": [raw image, ...]}
+        a list of images logged under one key (``log({"examples": [Image, ...]})``).
     {"_type": "table", "columns": [str], "data": [[cell, ...], ...]}
         cells: None, bool, int, float, str, or a raw image.
 
@@ -39,11 +41,13 @@ File references (daemon -> server, and what the read API returns)::
     {"_type": "image-file", "sha256": hex, "size": n, "format": "png", "width": w,
      "height": h, ...the image's optional fields, masks as
      {group: {"sha256": hex, "size": n, "format": "png", "class_labels": {...}}}}
+    {"_type": "images", "items": [image-file, ...]}
     {"_type": "table", "columns": [...], "data": [...cells, image cells as image-file...]}
 
 Values that need no daemon work are sent as they are, in plain ``History`` rows::
 
-    {"_type": "histogram", "bins": [edge, ...] (n+1 floats), "values": [count, ...] (n ints),
+    {"_type": "histogram", "bins": [edge, ...] (n+1 floats), "values": [count, ...] (n ints;
+     floats only for a weighted or density ``np_histogram`` passed in by the user),
      "nan": int, "inf": int, "-inf": int}  (non-finite counts, present when not zero)
     a list of numbers (a small array or a list passed to log())
 
@@ -60,6 +64,7 @@ FORMAT_VERSION = 1
 TYPE = "_type"
 IMAGE = "image"  # raw
 IMAGE_FILE = "image-file"  # uploaded
+IMAGES = "images"  # a list of images under one key: raw or uploaded items
 TABLE = "table"
 HISTOGRAM = "histogram"
 MAX_BINS = 512
@@ -74,6 +79,8 @@ def is_raw(value: Any) -> bool:
     kind = value.get(TYPE)
     if kind == IMAGE:
         return True
+    if kind == IMAGES:
+        return any(is_raw(item) for item in value.get("items", ()))
     if kind == TABLE:
         return any(is_raw(cell) for row in value.get("data", ()) for cell in row)
     return False
