@@ -1,0 +1,139 @@
+"""Fixtures for the browser tests: Debian's Chromium driven by playwright, and a real
+server (a subprocess on a loopback port) holding runs logged for real through the daemon.
+
+The server and its data are made once per module (logging through the daemon takes
+seconds); each test gets a fresh browser context, so nothing (a signed-in key) leaks between
+tests. The tests skip, saying why, only where Chromium is not installed; ``.ci/run``
+installs it, so CI runs them. Screenshots of each page go to ``<tmp>/screens/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._support.server import ServerProcess, running_server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STATIC = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
+LOGGER = Path(__file__).with_name("_log_runs.py")
+
+
+def log_runs(server: ServerProcess, key: str, workdir: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``_log_runs.py args`` logging to ``server`` with ``key``, in its own daemon dir."""
+    daemon_dir = tempfile.mkdtemp(prefix="trkd-")  # short: ipc socket paths are limited
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKD_")}
+    env.update(
+        TRACKD_BASE_URL=server.url,
+        TRACKD_API_KEY=key,
+        TRACKD_DIR=str(workdir / "runs"),
+        TRACKD_CONFIG_DIR=str(workdir / "config"),
+        TRACKD_DAEMON_DIR=daemon_dir,
+        TRACKD_BATCH_SECONDS="0.1",
+        TRACKD_DAEMON_IDLE_TIMEOUT="3",
+        TRACKD_SILENT="1",
+    )
+    proc = subprocess.Popen([sys.executable, str(LOGGER), *args], env=env)
+    proc.daemon_dir = daemon_dir  # type: ignore[attr-defined]
+    return proc
+
+
+def finish_logging(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Wait for the logging script, then stop the daemon it started."""
+    try:
+        assert proc.wait(timeout) == 0, "the logging script failed; see its output above"
+    finally:
+        daemon_dir = Path(proc.daemon_dir)  # type: ignore[attr-defined]
+        try:
+            os.kill(int((daemon_dir / "daemon.pid").read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(daemon_dir, ignore_errors=True)
+
+
+@dataclass
+class Site:
+    """The server the browser talks to, its admin key, and a second user's key."""
+
+    server: ServerProcess
+    admin_key: str
+    other_key: str
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not STATIC.is_file():
+        pytest.fail(f"the web UI is not built ({STATIC} is missing); run `make web`")
+    workdir = tmp_path_factory.mktemp("web")
+    with running_server(workdir / "server") as server:
+        with server.client() as admin:
+            made = admin.post("/admin/users", json={"name": "bob"})
+            assert made.status_code == 201, made.text
+            other_key = made.json()["api_key"]
+        for key, kind in ((server.admin_key, "project"), (other_key, "secret")):
+            finish_logging(log_runs(server, key, workdir, kind))
+        with server.client() as admin:
+            put = admin.put("/runs/admin/vision/alpha/files/notes/readme.txt", content=b"hello from alpha\n")
+            assert put.status_code in (200, 201), put.text
+        yield Site(server, server.admin_key, other_key, workdir)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM}; apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save what the page shows (to look at), under the test session's temp dir."""
+    folder = Path(tempfile.gettempdir()) / "trackd-web-screens"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
+
+
+def api(site: Site, key: str) -> httpx.Client:
+    return httpx.Client(base_url=site.url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, trust_env=False)

@@ -1,0 +1,277 @@
+// One chart: one metric key for every run on the page, drawn with uPlot.
+import uPlot from "uplot";
+
+import { fetchSeries, type RunRef, type Series } from "../history";
+import { h } from "../dom";
+import { value as show } from "../format";
+import { faint } from "./colors";
+import { recordPanel, type RunDrawn } from "./registry";
+import { ema } from "./smooth";
+
+export type XAxis = "step" | "wall" | "relative";
+
+export interface ChartSettings {
+  x: XAxis;
+  log: boolean;
+  smoothing: number; // EMA weight, 0 (off) to 0.99
+  density: number; // points per run and panel asked of the server
+}
+
+export interface ChartRun {
+  ref: RunRef;
+  label: string;
+  color: string;
+}
+
+interface Marker {
+  run: number;
+  x: number;
+  kind: "nan" | "inf" | "-inf";
+}
+
+const HEIGHT = 220;
+
+export class Panel {
+  readonly el: HTMLElement;
+  loaded = false;
+  private readonly plotEl = h("div", { class: "plot" });
+  private readonly legendEl = h("div", { class: "legend" });
+  private full = new Map<string, Series>(); // by run id: the whole run, downsampled
+  private zoom: { min: number; max: number; data: Map<string, Series> } | null = null;
+  private plot: uPlot | null = null;
+  private markers: Marker[] = [];
+
+  constructor(
+    readonly key: string,
+    private runs: ChartRun[],
+    private settings: ChartSettings,
+  ) {
+    this.el = h("div", { class: "panel", "data-key": key }, h("div", { class: "panel-title" }, key), this.plotEl, this.legendEl);
+    this.record("waiting");
+  }
+
+  /** Fetch the whole range of every run (downsampled) and draw. */
+  async load(): Promise<void> {
+    this.loaded = true;
+    this.record("loading");
+    try {
+      const samples = this.settings.density;
+      const got = await Promise.all(this.runs.map((r) => fetchSeries(r.ref, this.key, { samples })));
+      this.runs.forEach((r, i) => this.full.set(r.ref.id, got[i]));
+      this.draw(true);
+    } catch (err) {
+      this.record("error");
+      this.plotEl.textContent = `could not load ${this.key}: ${(err as Error).message}`;
+    }
+  }
+
+  /** Append the points a running run logged after the last step this panel has. */
+  async poll(run: RunRef): Promise<void> {
+    const series = this.full.get(run.id);
+    if (!this.loaded || !series) return;
+    const last = series.step.length ? series.step[series.step.length - 1] : -1;
+    const more = await fetchSeries(run, this.key, { minStep: last + 1, samples: this.settings.density });
+    const from = series.step.length ? series.step[series.step.length - 1] : -1;
+    let added = 0;
+    for (let i = 0; i < more.step.length; i++) {
+      if (more.step[i] <= from) continue; // a poll that overlapped another
+      series.step.push(more.step[i]);
+      series.value.push(more.value[i]);
+      series.time.push(more.time[i]);
+      added++;
+    }
+    if (added && !this.zoom) this.draw(false);
+  }
+
+  setSettings(settings: ChartSettings): void {
+    const refetch = settings.density !== this.settings.density;
+    this.settings = settings;
+    if (!this.loaded) return;
+    this.zoom = null;
+    this.destroyPlot();
+    if (refetch) void this.load();
+    else this.draw(true);
+  }
+
+  resize(): void {
+    this.plot?.setSize({ width: this.width(), height: HEIGHT });
+  }
+
+  destroy(): void {
+    this.destroyPlot();
+    delete window.trackd.panels[this.key];
+  }
+
+  private width(): number {
+    return Math.max(200, this.plotEl.clientWidth || this.el.clientWidth - 16);
+  }
+
+  private destroyPlot(): void {
+    this.plot?.destroy();
+    this.plot = null;
+  }
+
+  private xs(run: ChartRun, s: Series): number[] {
+    if (this.settings.x === "step") return s.step;
+    if (this.settings.x === "wall") return s.time;
+    const t0 = this.full.get(run.ref.id)?.time[0] ?? s.time[0] ?? 0;
+    return s.time.map((t) => t - t0);
+  }
+
+  /** uPlot's aligned data: x, then per run the raw line (and the smoothed one). */
+  private data(): uPlot.AlignedData {
+    const source = this.zoom?.data ?? this.full;
+    const smoothing = this.settings.smoothing;
+    this.markers = [];
+    const tables: uPlot.AlignedData[] = this.runs.map((run, r) => {
+      const s = source.get(run.ref.id) ?? { step: [], value: [], time: [] };
+      const xs = this.xs(run, s);
+      const ys = s.value.map((v, i) => {
+        if (v !== null && !Number.isFinite(v)) {
+          this.markers.push({ run: r, x: xs[i], kind: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
+          return null;
+        }
+        return v !== null && this.settings.log && v <= 0 ? null : v;
+      });
+      return (smoothing > 0 ? [xs, ys, ema(ys, smoothing)] : [xs, ys]) as uPlot.AlignedData;
+    });
+    if (tables.length === 1) return tables[0];
+    return uPlot.join(tables);
+  }
+
+  private draw(resetScales: boolean): void {
+    const data = this.data();
+    if (this.plot) {
+      this.plot.setData(data, resetScales);
+    } else {
+      this.plotEl.replaceChildren();
+      this.plot = new uPlot(this.options(), data, this.plotEl);
+      this.plot.over.addEventListener("dblclick", () => this.resetZoom());
+    }
+    if (this.zoom) this.plot.setScale("x", { min: this.zoom.min, max: this.zoom.max });
+    this.record("drawn");
+  }
+
+  private options(): uPlot.Options {
+    const smoothed = this.settings.smoothing > 0;
+    const series: uPlot.Series[] = [{ label: this.settings.x }];
+    for (const run of this.runs) {
+      series.push({ label: run.label, stroke: smoothed ? faint(run.color, 0.25) : run.color, width: 1, spanGaps: true });
+      if (smoothed) series.push({ label: `${run.label} (smoothed)`, stroke: run.color, width: 1.5, spanGaps: true, points: { show: false } });
+    }
+    const ink = getComputedStyle(document.body).color || "#222";
+    const grid = { stroke: faint(ink.startsWith("#") ? ink : "#888888", 0.12), width: 1 };
+    const axis = { stroke: ink, grid, ticks: grid };
+    return {
+      width: this.width(),
+      height: HEIGHT,
+      series,
+      legend: { show: false },
+      scales: { x: { time: this.settings.x === "wall" }, y: this.settings.log ? { distr: 3 } : {} },
+      axes: [axis, { ...axis, size: 60 }],
+      cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null } },
+      hooks: {
+        setSelect: [(u) => this.onSelect(u)],
+        setCursor: [(u) => this.onCursor(u)],
+        draw: [(u) => this.drawMarkers(u)],
+      },
+    };
+  }
+
+  private onSelect(u: uPlot): void {
+    if (u.select.width < 3) return;
+    const min = u.posToVal(u.select.left, "x");
+    const max = u.posToVal(u.select.left + u.select.width, "x");
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    void this.zoomTo(min, max);
+  }
+
+  /** Fetch ``[min, max]`` of the x axis again at full density, and show only it. */
+  async zoomTo(min: number, max: number): Promise<void> {
+    const data = new Map<string, Series>();
+    await Promise.all(
+      this.runs.map(async (run) => {
+        const s = this.full.get(run.ref.id);
+        if (!s || !s.step.length) return;
+        const xs = this.xs(run, s);
+        const inside = s.step.filter((_, i) => xs[i] >= min && xs[i] <= max);
+        // the steps around the range too, so lines reach the edges
+        const lo = inside.length ? inside[0] : Math.ceil(min);
+        const hi = inside.length ? inside[inside.length - 1] : Math.floor(max);
+        const range = this.settings.x === "step" ? { minStep: Math.floor(min), maxStep: Math.ceil(max) } : { minStep: lo, maxStep: hi };
+        data.set(run.ref.id, await fetchSeries(run.ref, this.key, { ...range, samples: this.settings.density }));
+      }),
+    );
+    this.zoom = { min, max, data };
+    this.draw(false);
+  }
+
+  resetZoom(): void {
+    if (!this.zoom) return;
+    this.zoom = null;
+    this.draw(true);
+  }
+
+  private onCursor(u: uPlot): void {
+    const idx = u.cursor.idx;
+    if (idx === null || idx === undefined) {
+      this.legendEl.replaceChildren();
+      return;
+    }
+    const per = this.settings.smoothing > 0 ? 2 : 1;
+    const x = u.data[0][idx];
+    const xText = this.settings.x === "wall" ? new Date(x * 1000).toLocaleString() : show(x);
+    const items = this.runs.map((run, r) => {
+      const raw = u.data[1 + r * per][idx];
+      const smooth = per === 2 ? u.data[2 + r * per][idx] : null;
+      if (raw === null || raw === undefined) return null;
+      const text = per === 2 && smooth !== null && smooth !== undefined ? `${show(raw)} (${show(smooth)})` : show(raw);
+      return h("span", { class: "item" }, h("i", { class: "swatch", style: `background:${run.color}` }), `${run.label} ${text}`);
+    });
+    this.legendEl.replaceChildren(h("span", { class: "x" }, `${this.settings.x} ${xText}`), ...items.filter((i): i is HTMLSpanElement => i !== null));
+  }
+
+  /** NaN and infinities: a marker at the top (NaN, +inf) or bottom (-inf) of the plot. */
+  private drawMarkers(u: uPlot): void {
+    const ctx = u.ctx;
+    const { top, height } = u.bbox;
+    const size = 5 * devicePixelRatio;
+    for (const m of this.markers) {
+      const x = u.valToPos(m.x, "x", true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+      const y = m.kind === "-inf" ? top + height - size : top + size;
+      ctx.fillStyle = this.runs[m.run].color;
+      ctx.beginPath();
+      if (m.kind === "nan") ctx.arc(x, y, size * 0.8, 0, 2 * Math.PI);
+      else {
+        const d = m.kind === "inf" ? -1 : 1;
+        ctx.moveTo(x, y + d * size);
+        ctx.lineTo(x - size, y - d * size);
+        ctx.lineTo(x + size, y - d * size);
+      }
+      ctx.fill();
+    }
+  }
+
+  private record(state: "waiting" | "loading" | "drawn" | "error"): void {
+    const source = this.zoom?.data ?? this.full;
+    const runs: Record<string, RunDrawn> = {};
+    const per = this.settings.smoothing > 0 ? 2 : 1;
+    this.runs.forEach((run, r) => {
+      const s = source.get(run.ref.id);
+      const column = this.plot?.data[1 + r * per] ?? [];
+      let drawn = 0;
+      for (const v of column) if (v !== null && v !== undefined) drawn++;
+      const nonFinite = s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0;
+      runs[run.ref.id] = {
+        drawn,
+        points: s ? s.step.length : 0,
+        nonFinite,
+        minStep: s && s.step.length ? s.step[0] : null,
+        maxStep: s && s.step.length ? s.step[s.step.length - 1] : null,
+      };
+    });
+    this.el.dataset.state = state;
+    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, runs });
+  }
+}

@@ -1,0 +1,76 @@
+// The runs table: chosen columns, sort by a header click, a checkbox per run to chart it.
+import type { Run } from "../api";
+import { colorOf } from "../charts/colors";
+import { h } from "../dom";
+import { duration, flatten, value, when } from "../format";
+import { href } from "../route";
+import { field } from "./query";
+
+export const BASE_COLUMNS: [string, string][] = [
+  ["name", "name"],
+  ["state", "state"],
+  ["created_at", "created"],
+  ["duration", "duration"],
+  ["user", "user"],
+  ["host", "host"],
+  ["tags", "tags"],
+  ["group", "group"],
+  ["job_type", "job type"],
+  ["notes", "notes"],
+];
+
+/** Every column the runs have: the base ones, then each config and summary key. */
+export function allColumns(runs: Run[]): [string, string][] {
+  const config = new Set<string>();
+  const summary = new Set<string>();
+  for (const run of runs) {
+    Object.keys(flatten(run.config)).forEach((k) => config.add(k));
+    Object.keys(flatten(run.summary)).forEach((k) => !k.startsWith("_") && summary.add(k));
+  }
+  return [...BASE_COLUMNS, ...[...config].sort().map((k): [string, string] => [`config.${k}`, k]), ...[...summary].sort().map((k): [string, string] => [`summary.${k}`, k])];
+}
+
+export interface TableView {
+  columns: [string, string][]; // shown, in order
+  order: string;
+  selected: string[];
+  onSort: (order: string) => void;
+  onSelect: (id: string, on: boolean) => void;
+}
+
+function cell(run: Run, column: string): HTMLElement {
+  const td = h("td", { "data-col": column });
+  if (column === "name") td.append(h("a", { href: href(["r", run.entity, run.project, run.id]) }, run.name));
+  else if (column === "state") td.append(h("span", { class: `state state-${run.state}` }, run.state));
+  else if (column === "created_at") td.append(when(run.created_at));
+  else if (column === "duration") td.append(duration(durationOf(run)));
+  else td.append(value(field(run, column)));
+  return td;
+}
+
+function durationOf(run: Run): number {
+  return Number(field(run, "duration"));
+}
+
+export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
+  const head = h("tr", {}, h("th", { class: "select" }, ""));
+  for (const [id, label] of view.columns) {
+    const sorted = view.order.replace(/^[-+]/, "") === id;
+    const dir = sorted ? (view.order.startsWith("-") ? "descending" : "ascending") : "none";
+    const button = h("button", { type: "button", class: "sort", "data-sort": id }, label, sorted ? (dir === "descending" ? " ▼" : " ▲") : "");
+    button.addEventListener("click", () => view.onSort(sorted && !view.order.startsWith("-") ? `-${id}` : `+${id}`));
+    const group = id.startsWith("config.") ? "config" : id.startsWith("summary.") ? "summary" : "";
+    head.append(h("th", { "aria-sort": dir, class: group, title: id }, button));
+  }
+  const body = h("tbody");
+  for (const run of runs) {
+    const on = view.selected.includes(run.id);
+    const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
+    box.addEventListener("change", () => view.onSelect(run.id, box.checked));
+    const swatch = h("i", { class: "swatch", style: on ? `background:${colorOf(run.id)}` : "" });
+    const row = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "" }, h("td", { class: "select" }, box, swatch));
+    for (const [id] of view.columns) row.append(cell(run, id));
+    body.append(row);
+  }
+  return h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), body);
+}
