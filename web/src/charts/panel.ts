@@ -261,10 +261,16 @@ export class Panel {
       const s = source.get(run.ref.id);
       const column = this.plot?.data[1 + r * per] ?? [];
       let drawn = 0;
-      for (const v of column) if (v !== null && v !== undefined) drawn++;
+      let maxValue: number | null = null;
+      for (const v of column) {
+        if (v === null || v === undefined) continue;
+        drawn++;
+        if (maxValue === null || v > maxValue) maxValue = v;
+      }
       const nonFinite = s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0;
       runs[run.ref.id] = {
         drawn,
+        maxValue,
         points: s ? s.step.length : 0,
         nonFinite,
         minStep: s && s.step.length ? s.step[0] : null,

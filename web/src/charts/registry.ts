@@ -3,6 +3,7 @@ export interface RunDrawn {
   drawn: number; // finite values uPlot holds for this run's line
   points: number; // points of this run in the panel's data (finite and not)
   nonFinite: number; // of which NaN or +-inf, drawn as markers
+  maxValue: number | null; // the largest finite value drawn (a spike must survive downsampling)
   minStep: number | null;
   maxStep: number | null;
 }

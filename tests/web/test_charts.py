@@ -1,0 +1,91 @@
+"""Charts in a real browser: a long run's spike survives downsampling, dragging zooms and
+fetches the range again at full resolution, double-click resets, and a running run's charts
+and state update by themselves."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .conftest import Site, api, finish_logging, log_runs, screenshot
+from .test_pages import drawn, sign_in
+
+Page = Any
+
+STEPS = 20_000
+SPIKE = STEPS * 2 // 3  # _log_runs.log_long: loss is 100 here, about 1 elsewhere
+
+
+def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(page: Page, site: Site) -> None:
+    finish_logging(log_runs(site.server, site.admin_key, site.workdir, "long", str(STEPS)))
+    sign_in(page, site, site.admin_key, f"#/r/admin/long/long{STEPS}")
+    full = drawn(page, "loss")["runs"][f"long{STEPS}"]
+    assert full["maxValue"] == 100.0  # one step in 20,000, kept by the server's min/max buckets
+    bucket = 2 * STEPS // 1000  # each keeps its min and max point, not its ends
+    assert full["minStep"] < bucket and full["maxStep"] > STEPS - 1 - bucket
+    assert 500 < full["points"] <= 1500, full
+
+    over = page.locator('.panel[data-key="loss"] .u-over')
+    box = over.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.40, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.42, y, steps=4)
+    page.mouse.up()
+    page.wait_for_function("() => window.trackd.panels.loss.zoomed")
+    zoomed = page.evaluate("() => window.trackd.panels.loss")["runs"][f"long{STEPS}"]
+    span = zoomed["maxStep"] - zoomed["minStep"] + 1
+    assert 50 < span < 1000, zoomed
+    assert zoomed["points"] == span  # every step of the range: full resolution
+    assert zoomed["points"] > full["points"] * span / STEPS * 5  # far denser than before
+    screenshot(page, "zoomed")
+
+    over.dblclick()
+    page.wait_for_function("() => !window.trackd.panels.loss.zoomed")
+    reset = page.evaluate("() => window.trackd.panels.loss")["runs"][f"long{STEPS}"]
+    assert reset["points"] == full["points"]
+
+
+def _wait_for(condition: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s")
+
+
+def test_a_running_runs_chart_and_state_update_live(page: Page, site: Site) -> None:
+    release = site.workdir / "release-live"
+    proc = log_runs(site.server, site.admin_key, site.workdir, "live", str(release))
+    try:
+        with api(site, site.admin_key) as client:
+
+            def started() -> bool:
+                got = client.get("/runs/admin/vision/live")
+                return got.status_code == 200 and "train/loss" in got.json()["summary"]
+
+            _wait_for(started)
+            sign_in(page, site, site.admin_key, "#/r/admin/vision/live")
+            assert page.inner_text("#run-state") == "running"
+            first = drawn(page, "train/loss")["runs"]["live"]["points"]
+            page.evaluate("() => { window.notReloaded = true }")
+            page.wait_for_function(
+                "n => window.trackd.panels['train/loss'].runs.live.points >= n + 5", arg=first
+            )
+            screenshot(page, "live")
+            release.touch()
+            page.wait_for_function(
+                "() => document.querySelector('#run-state').textContent === 'finished'",
+                timeout=20_000,
+            )
+            assert page.evaluate("() => window.notReloaded") is True
+            final = client.get("/runs/admin/vision/live").json()
+        page.wait_for_function(
+            "n => window.trackd.panels['train/loss'].runs.live.points === n",
+            arg=final["last_step"] + 1,
+        )
+    finally:
+        release.touch()
+        finish_logging(proc)
