@@ -140,6 +140,12 @@ export class Panel {
   }
 
   private draw(resetScales: boolean): void {
+    if ([...this.full.values()].every((s) => s.step.length === 0)) {
+      this.destroyPlot();
+      this.plotEl.replaceChildren(h("p", { class: "muted empty" }, "No history for this key (a summary value only, or nothing logged yet)."));
+      this.record("drawn");
+      return;
+    }
     const data = this.data();
     if (this.plot) {
       this.plot.setData(data, resetScales);
