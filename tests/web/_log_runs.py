@@ -4,7 +4,9 @@ Run as a script (a fresh process per batch, so the tests' own process never hold
 ``python _log_runs.py project`` logs the project the tests look at; ``python _log_runs.py
 live RELEASE_FILE`` logs a step every 0.1 s until RELEASE_FILE exists, then finishes;
 ``python _log_runs.py long STEPS`` logs one run of STEPS steps with one spike;
-``python _log_runs.py secret`` logs one run (with the caller's key: another user's).
+``python _log_runs.py secret`` logs one run (with the caller's key: another user's);
+``python _log_runs.py many RUNS KEYS STEPS`` logs RUNS runs of KEYS metrics each (project
+"many"); ``python _log_runs.py table RUNS`` logs RUNS short runs (project "table").
 Each run's id is its name, so tests can name runs.
 """
 
@@ -61,6 +63,21 @@ def log_long(steps: int, project: str = "long") -> None:
     trackd.finish()
 
 
+def log_many(runs: int, keys: int, steps: int) -> None:
+    for r in range(runs):
+        trackd.init(project="many", id=f"many{r}", name=f"many{r}", config={"lr": 10.0 ** -(r % 5), "seed": r})
+        for step in range(steps):
+            trackd.log({f"m/k{k}": math.sin(step / 100 + k + r) for k in range(keys)})
+        trackd.finish()
+
+
+def log_table(runs: int) -> None:
+    for r in range(runs):
+        trackd.init(project="table", id=f"t{r}", name=f"t{r}", config={"lr": 1.0 / (r + 1), "seed": r})
+        trackd.log({"loss": 1.0 / (r + 1)})
+        trackd.finish()
+
+
 def main(argv: list[str]) -> None:
     kind = argv[0]
     if kind == "project":
@@ -69,6 +86,10 @@ def main(argv: list[str]) -> None:
         log_live(Path(argv[1]))
     elif kind == "long":
         log_long(int(argv[1]))
+    elif kind == "many":
+        log_many(int(argv[1]), int(argv[2]), int(argv[3]))
+    elif kind == "table":
+        log_table(int(argv[1]))
     elif kind == "secret":
         trackd.init(project="secret", id="hidden", name="hidden", config={"lr": 9.0})
         trackd.log({"train/loss": 1.0})

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .conftest import Site, api, finish_logging, log_runs, screenshot
+from ._logging import finish_logging, log_runs
+from .conftest import Site, api, screenshot
 from .test_pages import drawn, sign_in
 
 Page = Any
