@@ -68,6 +68,9 @@ def test_a_running_runs_chart_and_state_update_live(page: Page, site: Site) -> N
                 return got.status_code == 200 and "train/loss" in got.json()["summary"]
 
             _wait_for(started)
+            table = page.context.new_page()  # the project page, beside the run page
+            sign_in(table, site, site.admin_key, "#/p/admin/vision")
+            table.wait_for_selector('tr[data-run="live"][data-state="running"]')
             sign_in(page, site, site.admin_key, "#/r/admin/vision/live")
             assert page.inner_text("#run-state") == "running"
             first = drawn(page, "train/loss")["runs"]["live"]["points"]
@@ -82,6 +85,7 @@ def test_a_running_runs_chart_and_state_update_live(page: Page, site: Site) -> N
                 timeout=20_000,
             )
             assert page.evaluate("() => window.notReloaded") is True
+            table.wait_for_selector('tr[data-run="live"][data-state="finished"]', timeout=10_000)
             final = client.get("/runs/admin/vision/live").json()
         page.wait_for_function(
             "n => window.trackd.panels['train/loss'].runs.live.points === n",
@@ -90,3 +94,17 @@ def test_a_running_runs_chart_and_state_update_live(page: Page, site: Site) -> N
     finally:
         release.touch()
         finish_logging(proc)
+
+
+def test_only_panels_on_screen_fetch_and_key_search_finds_the_rest(page: Page, site: Site) -> None:
+    finish_logging(log_runs(site.server, site.admin_key, site.workdir, "many", "1", "60", "30"))
+    sign_in(page, site, site.admin_key, "#/r/admin/many/many0")
+    drawn(page, "m/k0")
+    page.wait_for_timeout(500)  # time enough for any panel that was going to load
+    states = page.evaluate("() => Object.values(window.trackd.panels).map(p => p.state)")
+    assert len(states) == 60
+    assert 0 < states.count("drawn") < 20, states  # the rest wait until they are scrolled to
+    assert states.count("waiting") > 40
+    page.fill("input[name=key-search]", "k59")
+    assert page.locator(".panel:visible").count() == 1
+    assert drawn(page, "m/k59")["runs"]["many0"]["points"] == 30

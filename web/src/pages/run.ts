@@ -59,18 +59,30 @@ export async function runPage(app: HTMLElement, entity: string, project: string,
     );
   draw();
   const title = h("h1", {}, h("a", { href: href([]) }, entity), " / ", h("a", { href: href(["p", entity, project]) }, project), " / ", run.name);
-  const grid = new ChartGrid(metricKeys([run]), [{ ref: run, label: run.name, color: colorOf(run.id) }], settingsFrom(current().params));
-  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), h("h2", {}, "Charts"), grid.el);
+  const chartsBox = h("div");
+  let grid: ChartGrid | null = null;
+  let keys = "";
+  const chart = () => {
+    const now = metricKeys([run]);
+    if (now.join("\n") === keys) return; // same keys: the panels keep their zoom
+    keys = now.join("\n");
+    grid?.destroy();
+    grid = new ChartGrid(now, [{ ref: run, label: run.name, color: colorOf(run.id) }], settingsFrom(current().params));
+    chartsBox.replaceChildren(grid.el);
+  };
+  chart();
+  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), h("h2", {}, "Charts"), chartsBox);
 
   const timer = setInterval(async () => {
     if (run.state !== "running") return clearInterval(timer);
     const was = run;
     run = await api.run(entity, project, id);
-    await grid.poll([was]); // once more after it finished: its last points
+    await grid?.poll([was]); // once more after it finished: its last points
     draw();
+    chart(); // a key logged for the first time gets its panel
   }, LIVE_MS);
   return () => {
     clearInterval(timer);
-    grid.destroy();
+    grid?.destroy();
   };
 }
