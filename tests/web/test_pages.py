@@ -166,20 +166,28 @@ def test_run_page_shows_overview_config_summary_files_and_charts(page: Page, sit
 
 def test_smoothing_x_axis_and_log_scale_are_view_settings(page: Page, site: Site) -> None:
     sign_in(page, site, site.admin_key, "#/r/admin/vision/gamma")
-    assert drawn(page, "train/loss")["smoothing"] == 0
+    raw = drawn(page, "train/loss")
+    assert raw["smoothing"] == 0 and raw["runs"]["gamma"]["smoothedLast"] is None
+    last = raw["runs"]["gamma"]["lastValue"]
+    assert last == pytest.approx(1 / 120)
     page.locator("input[name=smoothing]").fill("0.9")
     page.locator("input[name=smoothing]").dispatch_event("change")
     page.wait_for_function("() => window.trackd.panels['train/loss'].smoothing === 0.9")
-    series = page.locator('.panel[data-key="train/loss"]').evaluate("e => e.querySelectorAll('.u-series').length")
+    smooth = drawn(page, "train/loss")["runs"]["gamma"]
+    assert smooth["lastValue"] == pytest.approx(last)  # the faint raw line is still there
+    # loss = 1/(step+1) falls, so its moving average lags above it
+    assert smooth["smoothedLast"] > 1.05 * last
     assert "smooth=0.9" in page.url
     page.select_option("select[name=x-axis]", "relative")
     page.wait_for_function("() => window.trackd.panels['train/loss'].xAxis === 'relative'")
     page.check("input[name=log]")
+    page.wait_for_function("() => window.trackd.panels['train/loss'].logY")
     assert "log=1" in page.url and "x=relative" in page.url
+    screenshot(page, "smoothed")
     page.reload()  # the address restores the view
-    assert drawn(page, "train/loss")["smoothing"] == 0.9
+    restored = drawn(page, "train/loss")
+    assert (restored["smoothing"], restored["xAxis"], restored["logY"]) == (0.9, "relative", True)
     assert page.locator("select[name=x-axis]").input_value() == "relative"
-    assert series >= 0
 
 
 @pytest.mark.parametrize("where", ["#/", "#/p/admin/vision", "#/r/admin/vision/alpha"])

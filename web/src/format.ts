@@ -41,3 +41,12 @@ export function flatten(obj: Record<string, Json>, prefix = "", out: Record<stri
   }
   return out;
 }
+
+/** Seconds on a chart axis: "250ms", "4.5s", "3m 20s". */
+export function seconds(v: number): string {
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a < 1) return `${Number((v * 1000).toPrecision(3))}ms`;
+  if (a < 60) return `${Number(v.toPrecision(3))}s`;
+  return (v < 0 ? "-" : "") + duration(a);
+}

@@ -3,7 +3,7 @@ import uPlot from "uplot";
 
 import { fetchSeries, type RunRef, type Series } from "../history";
 import { h } from "../dom";
-import { value as show } from "../format";
+import { seconds, value as show } from "../format";
 import { faint } from "./colors";
 import { recordPanel, type RunDrawn } from "./registry";
 import { ema } from "./smooth";
@@ -168,13 +168,15 @@ export class Panel {
     const ink = getComputedStyle(document.body).color || "#222";
     const grid = { stroke: faint(ink.startsWith("#") ? ink : "#888888", 0.12), width: 1 };
     const axis = { stroke: ink, grid, ticks: grid };
+    const xValues = this.settings.x === "relative" ? seconds : show;
+    const xAxis = this.settings.x === "wall" ? axis : { ...axis, values: (_u: uPlot, splits: number[]) => splits.map((v) => xValues(v)) };
     return {
       width: this.width(),
       height: HEIGHT,
       series,
       legend: { show: false },
       scales: { x: { time: this.settings.x === "wall" }, y: this.settings.log ? { distr: 3 } : {} },
-      axes: [axis, { ...axis, size: 60 }],
+      axes: [xAxis, { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) }],
       cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null } },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],
@@ -226,7 +228,7 @@ export class Panel {
     }
     const per = this.settings.smoothing > 0 ? 2 : 1;
     const x = u.data[0][idx];
-    const xText = this.settings.x === "wall" ? new Date(x * 1000).toLocaleString() : show(x);
+    const xText = this.settings.x === "wall" ? new Date(x * 1000).toLocaleString() : this.settings.x === "relative" ? seconds(x) : show(x);
     const items = this.runs.map((run, r) => {
       const raw = u.data[1 + r * per][idx];
       const smooth = per === 2 ? u.data[2 + r * per][idx] : null;
@@ -268,15 +270,21 @@ export class Panel {
       const column = this.plot?.data[1 + r * per] ?? [];
       let drawn = 0;
       let maxValue: number | null = null;
+      let lastValue: number | null = null;
       for (const v of column) {
         if (v === null || v === undefined) continue;
         drawn++;
+        lastValue = v;
         if (maxValue === null || v > maxValue) maxValue = v;
       }
+      let smoothedLast: number | null = null;
+      for (const v of per === 2 ? (this.plot?.data[2 + r * per] ?? []) : []) if (v !== null && v !== undefined) smoothedLast = v;
       const nonFinite = s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0;
       runs[run.ref.id] = {
         drawn,
         maxValue,
+        lastValue,
+        smoothedLast,
         points: s ? s.step.length : 0,
         nonFinite,
         minStep: s && s.step.length ? s.step[0] : null,
@@ -284,6 +292,7 @@ export class Panel {
       };
     });
     this.el.dataset.state = state;
-    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, runs });
+    const logY = this.plot?.scales.y.distr === 3;
+    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, runs });
   }
 }

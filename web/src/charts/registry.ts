@@ -4,6 +4,8 @@ export interface RunDrawn {
   points: number; // points of this run in the panel's data (finite and not)
   nonFinite: number; // of which NaN or +-inf, drawn as markers
   maxValue: number | null; // the largest finite value drawn (a spike must survive downsampling)
+  lastValue: number | null; // the last finite value of the raw line
+  smoothedLast: number | null; // ... and of the smoothed line (null without smoothing)
   minStep: number | null;
   maxStep: number | null;
 }
@@ -14,6 +16,8 @@ export interface PanelDrawn {
   zoomed: boolean;
   smoothing: number;
   xAxis: string;
+  logY: boolean; // the y scale uPlot draws is logarithmic
+
   runs: Record<string, RunDrawn>;
 }
 
