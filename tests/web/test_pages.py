@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Site, screenshot
+from .conftest import Site, api, screenshot
 
 Page = Any  # playwright's Page (typed loosely: playwright is a test-only dependency)
 
@@ -204,3 +204,32 @@ def test_another_users_key_sees_nothing_of_the_project(page: Page, site: Site, w
     else:
         assert "not found or you are not a member" in page.inner_text("main .error")
     assert page.locator("#runs-table").count() == 0
+
+
+def test_the_table_works_from_the_keyboard(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=&sort=%2Bname")
+    wait_rows(page, ["alpha", "beta", "delta", "gamma"])
+    page.focus('tr[data-run="alpha"]')
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")  # ticks delta: its charts appear, the focus stays on its row
+    page.wait_for_function("() => window.trackd.panels['train/loss'] !== undefined")
+    assert page.evaluate("() => document.activeElement.dataset.run") == "delta"
+    assert page.locator('tr[data-run="delta"] input[type=checkbox]').is_checked()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#overview")
+    assert page.url.endswith("#/r/admin/vision/beta")
+
+
+def test_a_revoked_key_is_signed_out(page: Page, site: Site) -> None:
+    with api(site, site.admin_key) as admin:
+        made = admin.post("/admin/users/bob/keys")
+        assert made.status_code == 201, made.text
+        key, prefix = made.json()["api_key"], made.json()["prefix"]
+        sign_in(page, site, key)
+        page.wait_for_selector("a.project")
+        assert admin.delete(f"/admin/keys/{prefix}").status_code == 200
+    page.click("a.project")
+    page.wait_for_selector("#sign-in")
+    assert page.evaluate("sessionStorage.length") == 0

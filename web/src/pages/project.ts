@@ -86,6 +86,8 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     }));
     const sel = selected ?? [];
     sel.forEach((id) => colorOf(id));
+    const focused = document.activeElement?.closest("#runs-table tr[data-run]") as HTMLElement | null;
+    const inside = focused && document.activeElement !== focused ? document.activeElement?.getAttribute("type") : null;
     tableBox.replaceChildren(
       runsTable(pageRuns, {
         columns: chosen,
@@ -103,6 +105,11 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
         },
       }),
     );
+    if (focused) {
+      // a redraw (a tick, a live update) keeps the keyboard where it was
+      const again = tableBox.querySelector<HTMLElement>(`tr[data-run="${CSS.escape(focused.dataset.run ?? "")}"]`);
+      (inside === "checkbox" ? again?.querySelector<HTMLElement>("input[type=checkbox]") : again)?.focus();
+    }
     tableBox.dataset.total = String(total);
     const pages = Math.max(1, Math.ceil(total / PAGE));
     const at = Math.floor(offset / PAGE);

@@ -68,9 +68,26 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
     const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
     box.addEventListener("change", () => view.onSelect(run.id, box.checked));
     const swatch = h("i", { class: "swatch", style: on ? `background:${colorOf(run.id)}` : "" });
-    const row = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "" }, h("td", { class: "select" }, box, swatch));
+    const row = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 }, h("td", { class: "select" }, box, swatch));
     for (const [id] of view.columns) row.append(cell(run, id));
     body.append(row);
   }
+  body.addEventListener("keydown", keys);
   return h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), body);
+}
+
+/** Keyboard: up/down (j/k) move between rows, space ticks the row's run, enter opens it. */
+function keys(event: KeyboardEvent): void {
+  const row = (event.target as HTMLElement).closest("tr");
+  if (!row || (event.target instanceof HTMLInputElement && event.key === " ")) return;
+  const move = { ArrowDown: row.nextElementSibling, j: row.nextElementSibling, ArrowUp: row.previousElementSibling, k: row.previousElementSibling }[event.key];
+  if (move !== undefined) {
+    event.preventDefault();
+    (move as HTMLElement | null)?.focus();
+  } else if (event.key === " " && event.target === row) {
+    event.preventDefault();
+    row.querySelector<HTMLInputElement>("input[type=checkbox]")?.click();
+  } else if (event.key === "Enter" && event.target === row) {
+    row.querySelector<HTMLAnchorElement>("td[data-col=name] a")?.click();
+  }
 }
