@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -44,7 +45,8 @@ def test_an_unbuilt_ui_answers_how_to_build_it(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://ui") as client:
             return await client.get("/"), await client.get("/assets/index.js")
 
-    page, asset = asyncio.run(ask())
+    with ThreadPoolExecutor(1) as pool:  # its own event loop, whatever this thread runs
+        page, asset = pool.submit(asyncio.run, ask()).result()
     assert page.status_code == 503
     assert "make web" in page.text and "npm ci" in page.text
     assert asset.status_code == 404  # not a 500

@@ -65,7 +65,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server, server.admin_key, other_key, workdir)
 
 
-@pytest.fixture(scope="session")
+# package scope: playwright's sync API runs an event loop in this thread until it stops, which
+# later tests (asyncio.run, ast.parse) must not find still running
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"Chromium is not installed at {CHROMIUM}; apt-get install -y chromium")
