@@ -26,13 +26,7 @@ def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(page: Page
     assert full["minStep"] < bucket and full["maxStep"] > STEPS - 1 - bucket
     assert 500 < full["points"] <= 1500, full
 
-    over = page.locator('.panel[data-key="loss"] .u-over')
-    box = over.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.40, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.42, y, steps=4)
-    page.mouse.up()
+    drag(page, "loss", 0.40, 0.42)
     page.wait_for_function("() => window.trackd.panels.loss.zoomed")
     zoomed = page.evaluate("() => window.trackd.panels.loss")["runs"][f"long{STEPS}"]
     span = zoomed["maxStep"] - zoomed["minStep"] + 1
@@ -41,7 +35,7 @@ def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(page: Page
     assert zoomed["points"] > full["points"] * span / STEPS * 5  # far denser than before
     screenshot(page, "zoomed")
 
-    over.dblclick()
+    page.locator('.panel[data-key="loss"] .u-over').dblclick()
     page.wait_for_function("() => !window.trackd.panels.loss.zoomed")
     reset = page.evaluate("() => window.trackd.panels.loss")["runs"][f"long{STEPS}"]
     assert reset["points"] == full["points"]
@@ -108,3 +102,36 @@ def test_only_panels_on_screen_fetch_and_key_search_finds_the_rest(page: Page, s
     page.fill("input[name=key-search]", "k59")
     assert page.locator(".panel:visible").count() == 1
     assert drawn(page, "m/k59")["runs"]["many0"]["points"] == 30
+
+
+def drag(page: Page, key: str, start: float, end: float) -> None:
+    """Drag across the panel of ``key`` from ``start`` to ``end`` (fractions of its width)."""
+    box = page.locator(f'.panel[data-key="{key}"] .u-over').bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=4)
+    page.mouse.up()
+
+
+def test_zoom_is_shared_by_the_panels_and_kept_in_the_address(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/r/admin/vision/gamma")
+    drawn(page, "train/loss")
+    drawn(page, "val/acc")
+    drag(page, "train/loss", 0.3, 0.6)
+    both = "() => ['train/loss', 'val/acc'].every(k => window.trackd.panels[k]?.zoomed)"
+    page.wait_for_function(both)
+    loss = drawn(page, "train/loss")["runs"]["gamma"]
+    acc = drawn(page, "val/acc")["runs"]["gamma"]
+    assert (loss["minStep"], loss["maxStep"]) == (acc["minStep"], acc["maxStep"])
+    assert 20 < loss["points"] < 60, loss  # about 30% of 120 steps
+    assert "zoom=" in page.url
+    page.reload()  # a link to the view opens it zoomed
+    page.wait_for_function(both)
+    assert drawn(page, "val/acc")["runs"]["gamma"]["minStep"] == acc["minStep"]
+    page.locator('.panel[data-key="val/acc"] .u-over').dblclick()
+    page.wait_for_function(
+        "() => ['train/loss', 'val/acc'].every(k => window.trackd.panels[k]?.zoomed === false)"
+    )
+    assert "zoom=" not in page.url
+    assert drawn(page, "train/loss")["runs"]["gamma"]["points"] == 120

@@ -1,9 +1,9 @@
 // The charts of a page: a panel per key, grouped by key prefix ("train/", "val/"), a toolbar
 // (x axis, log scale, smoothing, density, key search), and fetching only on screen.
 import { h } from "../dom";
-import { setParams } from "../route";
+import { current, setParams } from "../route";
 import type { RunRef } from "../history";
-import { Panel, type ChartRun, type ChartSettings, type XAxis } from "./panel";
+import { Panel, type ChartRun, type ChartSettings, type XAxis, type ZoomSync } from "./panel";
 
 export function settingsFrom(params: URLSearchParams): ChartSettings {
   const x = params.get("x");
@@ -20,11 +20,32 @@ function prefixOf(key: string): string {
   return cut > 0 ? key.slice(0, cut) : "charts";
 }
 
+/** ``zoom=MIN,MAX`` (x axis units) from the address, or null. */
+function zoomFrom(params: URLSearchParams): [number, number] | null {
+  const [min, max] = (params.get("zoom") ?? "").split(",").map(Number);
+  return Number.isFinite(min) && Number.isFinite(max) && min < max ? [min, max] : null;
+}
+
 export class ChartGrid {
   readonly el = h("section", { class: "charts" });
   private panels: Panel[] = [];
   private readonly observer: IntersectionObserver;
   private readonly onResize = () => this.panels.forEach((p) => p.loaded && p.resize());
+
+  private zoomRange: [number, number] | null = zoomFrom(current().params);
+  private readonly sync: ZoomSync = {
+    range: () => this.zoomRange,
+    zoom: (min, max) => {
+      this.zoomRange = [min, max];
+      setParams({ zoom: `${min},${max}` });
+      this.panels.forEach((p) => void p.zoomTo(min, max));
+    },
+    reset: () => {
+      this.zoomRange = null;
+      setParams({ zoom: null });
+      this.panels.forEach((p) => p.resetZoom());
+    },
+  };
 
   constructor(keys: string[], runs: ChartRun[], private settings: ChartSettings) {
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: "200px" });
@@ -42,7 +63,7 @@ export class ChartGrid {
     for (const [prefix, members] of groups) {
       const box = h("div", { class: "panels" });
       for (const key of members) {
-        const panel = new Panel(key, runs, settings);
+        const panel = new Panel(key, runs, settings, this.sync);
         this.panels.push(panel);
         box.append(panel.el);
         this.observer.observe(panel.el);
@@ -75,7 +96,8 @@ export class ChartGrid {
   private update(change: Partial<ChartSettings>): void {
     this.settings = { ...this.settings, ...change };
     const s = this.settings;
-    setParams({ x: s.x === "step" ? null : s.x, log: s.log ? "1" : null, smooth: s.smoothing ? String(s.smoothing) : null, density: s.density === 1000 ? null : String(s.density) });
+    this.zoomRange = null; // a zoom is in the units of the x axis it was made on
+    setParams({ zoom: null, x: s.x === "step" ? null : s.x, log: s.log ? "1" : null, smooth: s.smoothing ? String(s.smoothing) : null, density: s.density === 1000 ? null : String(s.density) });
     this.panels.forEach((p) => p.setSettings(s));
   }
 

@@ -17,6 +17,13 @@ export interface ChartSettings {
   density: number; // points per run and panel asked of the server
 }
 
+/** The panels' shared zoom: one drag zooms every panel, a double-click resets them all. */
+export interface ZoomSync {
+  range(): [number, number] | null;
+  zoom(min: number, max: number): void;
+  reset(): void;
+}
+
 export interface ChartRun {
   ref: RunRef;
   label: string;
@@ -45,6 +52,7 @@ export class Panel {
     readonly key: string,
     private runs: ChartRun[],
     private settings: ChartSettings,
+    private readonly sync: ZoomSync,
   ) {
     this.el = h("div", { class: "panel", "data-key": key }, h("div", { class: "panel-title" }, key), this.plotEl, this.legendEl);
     this.record("waiting");
@@ -59,6 +67,8 @@ export class Panel {
       const got = await Promise.all(this.runs.map((r) => fetchSeries(r.ref, this.key, { samples })));
       this.runs.forEach((r, i) => this.full.set(r.ref.id, got[i]));
       this.draw(true);
+      const range = this.sync.range();
+      if (range) await this.zoomTo(...range);
     } catch (err) {
       this.record("error");
       this.plotEl.textContent = `could not load ${this.key}: ${(err as Error).message}`;
@@ -152,7 +162,7 @@ export class Panel {
     } else {
       this.plotEl.replaceChildren();
       this.plot = new uPlot(this.options(), data, this.plotEl);
-      this.plot.over.addEventListener("dblclick", () => this.resetZoom());
+      this.plot.over.addEventListener("dblclick", () => this.sync.reset());
     }
     if (this.zoom) this.plot.setScale("x", { min: this.zoom.min, max: this.zoom.max });
     this.record("drawn");
@@ -191,22 +201,25 @@ export class Panel {
     const min = u.posToVal(u.select.left, "x");
     const max = u.posToVal(u.select.left + u.select.width, "x");
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-    void this.zoomTo(min, max);
+    this.sync.zoom(min, max);
   }
 
   /** Fetch ``[min, max]`` of the x axis again at full density, and show only it. */
   async zoomTo(min: number, max: number): Promise<void> {
+    if (!this.loaded || !this.full.size) return; // it zooms once it has loaded
     const data = new Map<string, Series>();
     await Promise.all(
       this.runs.map(async (run) => {
         const s = this.full.get(run.ref.id);
         if (!s || !s.step.length) return;
         const xs = this.xs(run, s);
-        const inside = s.step.filter((_, i) => xs[i] >= min && xs[i] <= max);
-        // the steps around the range too, so lines reach the edges
-        const lo = inside.length ? inside[0] : Math.ceil(min);
-        const hi = inside.length ? inside[inside.length - 1] : Math.floor(max);
-        const range = this.settings.x === "step" ? { minStep: Math.floor(min), maxStep: Math.ceil(max) } : { minStep: lo, maxStep: hi };
+        let range = { minStep: Math.floor(min), maxStep: Math.ceil(max) };
+        if (this.settings.x !== "step") {
+          // time on the x axis: the steps whose points fall in the range
+          const inside = s.step.filter((_, i) => xs[i] >= min && xs[i] <= max);
+          if (!inside.length) return data.set(run.ref.id, { step: [], value: [], time: [] });
+          range = { minStep: inside[0], maxStep: inside[inside.length - 1] };
+        }
         data.set(run.ref.id, await fetchSeries(run.ref, this.key, { ...range, samples: this.settings.density }));
       }),
     );
