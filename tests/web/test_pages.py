@@ -233,3 +233,21 @@ def test_a_revoked_key_is_signed_out(page: Page, site: Site) -> None:
     page.click("a.project")
     page.wait_for_selector("#sign-in")
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_compare_shows_the_selected_runs_side_by_side_and_their_differences(
+    page: Page, site: Site
+) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=beta,gamma")
+    rows(page)
+    page.click("#compare summary")
+    differs = "() => [...document.querySelectorAll('#compare tbody tr')].map(r => [r.dataset.key, r.classList.contains('differs')])"
+    shown = dict(page.evaluate(differs))
+    assert shown["config.lr"] is True
+    assert shown["config.batch"] is False and shown["config.opt"] is False  # both 64, adam
+    assert page.inner_text('#compare tr[data-key="config.lr"]').split("\t")[1:] == ["0.01", "0.001"]
+    page.check("#compare input[name=only-differences]")
+    page.wait_for_function("() => !document.querySelector('#compare tr[data-key=\"config.batch\"]')")
+    assert set(dict(page.evaluate(differs))) == {"config.lr", "summary.train/loss", "summary.val/acc"}
+    assert "diff=1" in page.url
+    screenshot(page, "compare")

@@ -187,7 +187,8 @@ export class Panel {
       legend: { show: false },
       scales: { x: { time: this.settings.x === "wall" }, y: this.settings.log ? { distr: 3 } : {} },
       axes: [xAxis, { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) }],
-      cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null } },
+      // the crosshair moves on every panel of the page at once
+      cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null }, sync: { key: "trackd-x" } },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],
         setCursor: [(u) => this.onCursor(u)],

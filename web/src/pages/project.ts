@@ -7,6 +7,7 @@ import { ChartGrid, settingsFrom } from "../charts/grid";
 import { h } from "../dom";
 import { current, href, setParams } from "../route";
 import { inBrowser, parseWhere, serverFilters, type TableQuery } from "../runs/query";
+import { compareTable } from "../runs/compare";
 import { allColumns, runsTable } from "../runs/table";
 import { metricKeys } from "./keys";
 
@@ -40,7 +41,18 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
   const pager = h("nav", { class: "pager", "aria-label": "pages" });
   const chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
   const chartsBox = h("div");
-  app.append(h("h1", {}, h("a", { href: href([]) }, entity), " / ", project), filterBar(q, apply), chooser, problem, tableBox, pager, h("h2", {}, "Charts"), chartsBox);
+  const compareBox = h("div");
+  let onlyDiffs = params.get("diff") === "1";
+  const drawCompare = () => {
+    const runs = (selected ?? []).map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
+    const open = compareBox.querySelector("details")?.open ?? false;
+    compareBox.replaceChildren(compareTable(runs, onlyDiffs, open, (on) => {
+      onlyDiffs = on;
+      setParams({ diff: on ? "1" : null });
+      drawCompare();
+    }));
+  };
+  app.append(h("h1", {}, h("a", { href: href([]) }, entity), " / ", project), filterBar(q, apply), chooser, problem, tableBox, pager, compareBox, h("h2", {}, "Charts"), chartsBox);
 
   function apply(): void {
     offset = 0;
@@ -131,6 +143,7 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     const found = await Promise.all(missing.map((id) => api.run(entity, project, id).catch(() => null)));
     found.forEach((r) => r && known.set(r.id, r));
     const runs = ids.map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
+    drawCompare();
     const keys = metricKeys(runs);
     const id = JSON.stringify([ids, keys]);
     if (id === chartedKey) return; // same runs and keys: the panels keep their zoom
