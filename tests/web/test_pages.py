@@ -251,3 +251,18 @@ def test_compare_shows_the_selected_runs_side_by_side_and_their_differences(
     assert set(dict(page.evaluate(differs))) == {"config.lr", "summary.train/loss", "summary.val/acc"}
     assert "diff=1" in page.url
     screenshot(page, "compare")
+
+
+def test_rows_can_be_grouped_by_group_or_a_config_key(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?sort=%2Bname")
+    wait_rows(page, ["alpha", "beta", "delta", "gamma"])
+    page.select_option("select[name=group-by]", "group")
+    page.wait_for_selector("#runs-table tr.group-row")
+    layout = page.eval_on_selector_all(
+        "#runs-table tbody tr", "rs => rs.map(r => r.dataset.group ? '#' + r.dataset.group : r.dataset.run)"
+    )
+    assert layout == ["#g1", "alpha", "beta", "#(none)", "delta", "#g2", "gamma"]
+    page.select_option("select[name=group-by]", "config.opt")
+    page.wait_for_selector('#runs-table tr.group-row[data-group="sgd"]')
+    assert "by=config.opt" in page.url
+    screenshot(page, "grouped")

@@ -30,6 +30,7 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
   const q = queryFrom(params);
   let offset = Math.max(0, Number(params.get("page") ?? 0) || 0) * PAGE;
   let selected: string[] | null = params.get("runs") !== null ? (params.get("runs") ?? "").split(",").filter(Boolean) : null;
+  let groupBy = params.get("by") ?? "";
   let shown: string[] | null = params.get("cols")?.split(",").filter(Boolean) ?? null;
   const known = new Map<string, Run>();
   let pageRuns: Run[] = [];
@@ -40,6 +41,7 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
   const tableBox = h("div", { class: "table-box" });
   const pager = h("nav", { class: "pager", "aria-label": "pages" });
   const chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
+  const groupBox = h("span", { class: "group-by" });
   const chartsBox = h("div");
   const compareBox = h("div");
   let onlyDiffs = params.get("diff") === "1";
@@ -52,7 +54,7 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
       drawCompare();
     }));
   };
-  app.append(h("h1", {}, h("a", { href: href([]) }, entity), " / ", project), filterBar(q, apply), chooser, problem, tableBox, pager, compareBox, h("h2", {}, "Charts"), chartsBox);
+  app.append(h("h1", {}, h("a", { href: href([]) }, entity), " / ", project), filterBar(q, apply), groupBox, chooser, problem, tableBox, pager, compareBox, h("h2", {}, "Charts"), chartsBox);
 
   function apply(): void {
     offset = 0;
@@ -96,6 +98,11 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
       setParams({ cols: next.join(",") });
       drawTable(total);
     }));
+    groupBox.replaceChildren(groupChooser(columns, groupBy, (by) => {
+      groupBy = by;
+      setParams({ by });
+      drawTable(total);
+    }));
     const sel = selected ?? [];
     sel.forEach((id) => colorOf(id));
     const focused = document.activeElement?.closest("#runs-table tr[data-run]") as HTMLElement | null;
@@ -103,6 +110,7 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     tableBox.replaceChildren(
       runsTable(pageRuns, {
         columns: chosen,
+        groupBy,
         order: q.order,
         selected: sel,
         onSort: (order) => {
@@ -212,3 +220,10 @@ function columnChooser(columns: [string, string][], visible: string[], change: (
   return box;
 }
 
+
+function groupChooser(columns: [string, string][], current: string, change: (by: string) => void): HTMLElement {
+  const options = [["", "nothing"], ["group", "group"], ["job_type", "job type"], ["state", "state"], ...columns.filter(([id]) => id.startsWith("config."))];
+  const select = h("select", { name: "group-by", "aria-label": "group rows by" }, ...options.map(([id, label]) => h("option", { value: id, selected: id === current }, id.startsWith("config.") ? `config ${label}` : label)));
+  select.addEventListener("change", () => change(select.value));
+  return h("label", {}, "group rows by ", select);
+}

@@ -36,6 +36,17 @@ export interface TableView {
   selected: string[];
   onSort: (order: string) => void;
   onSelect: (id: string, on: boolean) => void;
+  groupBy: string; // "" or a column: rows come in groups of equal values, in order of first appearance
+}
+
+/** ``runs`` in groups of equal ``column`` values (each group where its first run was). */
+function grouped(runs: Run[], column: string): [string, Run[]][] {
+  const groups = new Map<string, Run[]>();
+  for (const run of runs) {
+    const key = value(field(run, column)) || "(none)";
+    groups.set(key, [...(groups.get(key) ?? []), run]);
+  }
+  return [...groups];
 }
 
 function cell(run: Run, column: string): HTMLElement {
@@ -63,24 +74,40 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
     head.append(h("th", { "aria-sort": dir, class: group, title: id }, button));
   }
   const body = h("tbody");
-  for (const run of runs) {
-    const on = view.selected.includes(run.id);
-    const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
-    box.addEventListener("change", () => view.onSelect(run.id, box.checked));
-    const swatch = h("i", { class: "swatch", style: on ? `background:${colorOf(run.id)}` : "" });
-    const row = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 }, h("td", { class: "select" }, box, swatch));
-    for (const [id] of view.columns) row.append(cell(run, id));
-    body.append(row);
+  const groups: [string | null, Run[]][] = view.groupBy ? grouped(runs, view.groupBy) : [[null, runs]];
+  for (const [name, members] of groups) {
+    if (name !== null) {
+      const label = `${view.groupBy.replace(/^(config|summary)\./, "")} = ${name} · ${members.length} run${members.length === 1 ? "" : "s"}`;
+      body.append(h("tr", { class: "group-row", "data-group": name }, h("th", { colspan: view.columns.length + 1 }, label)));
+    }
+    for (const run of members) body.append(row(run, view));
   }
   body.addEventListener("keydown", keys);
   return h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), body);
+}
+
+function row(run: Run, view: TableView): HTMLElement {
+  const on = view.selected.includes(run.id);
+  const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
+  box.addEventListener("change", () => view.onSelect(run.id, box.checked));
+  const swatch = h("i", { class: "swatch", style: on ? `background:${colorOf(run.id)}` : "" });
+  const tr = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 }, h("td", { class: "select" }, box, swatch));
+  for (const [id] of view.columns) tr.append(cell(run, id));
+  return tr;
+}
+
+function runRow(from: Element | null, forward: boolean): HTMLElement | null {
+  let at = from;
+  do at = at && (forward ? at.nextElementSibling : at.previousElementSibling);
+  while (at && !(at as HTMLElement).dataset.run);
+  return at as HTMLElement | null;
 }
 
 /** Keyboard: up/down (j/k) move between rows, space ticks the row's run, enter opens it. */
 function keys(event: KeyboardEvent): void {
   const row = (event.target as HTMLElement).closest("tr");
   if (!row || (event.target instanceof HTMLInputElement && event.key === " ")) return;
-  const move = { ArrowDown: row.nextElementSibling, j: row.nextElementSibling, ArrowUp: row.previousElementSibling, k: row.previousElementSibling }[event.key];
+  const move = { ArrowDown: runRow(row, true), j: runRow(row, true), ArrowUp: runRow(row, false), k: runRow(row, false) }[event.key];
   if (move !== undefined) {
     event.preventDefault();
     (move as HTMLElement | null)?.focus();
