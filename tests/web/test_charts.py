@@ -40,6 +40,11 @@ def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(page: Page
     reset = page.evaluate("() => window.trackd.panels.loss")["runs"][f"long{STEPS}"]
     assert reset["points"] == full["points"]
 
+    assert page.evaluate("() => window.trackd.panels.loss.yMax") >= 100  # the spike's scale
+    page.check("input[name=ignore-outliers]")
+    page.wait_for_function("() => window.trackd.panels.loss.yMax < 2")  # the rest, readable
+    assert "outliers=0" in page.url
+
 
 def _wait_for(condition: Any, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout

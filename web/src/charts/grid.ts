@@ -10,6 +10,7 @@ export function settingsFrom(params: URLSearchParams): ChartSettings {
   return {
     x: x === "wall" || x === "relative" ? x : "step",
     log: params.get("log") === "1",
+    outliers: params.get("outliers") !== "0",
     smoothing: Math.min(0.99, Math.max(0, Number(params.get("smooth") ?? 0) || 0)),
     density: Math.min(10000, Math.max(100, Number(params.get("density") ?? 1000) || 1000)),
   };
@@ -97,7 +98,7 @@ export class ChartGrid {
     this.settings = { ...this.settings, ...change };
     const s = this.settings;
     this.zoomRange = null; // a zoom is in the units of the x axis it was made on
-    setParams({ zoom: null, x: s.x === "step" ? null : s.x, log: s.log ? "1" : null, smooth: s.smoothing ? String(s.smoothing) : null, density: s.density === 1000 ? null : String(s.density) });
+    setParams({ zoom: null, outliers: s.outliers ? null : "0", x: s.x === "step" ? null : s.x, log: s.log ? "1" : null, smooth: s.smoothing ? String(s.smoothing) : null, density: s.density === 1000 ? null : String(s.density) });
     this.panels.forEach((p) => p.setSettings(s));
   }
 
@@ -107,6 +108,8 @@ export class ChartGrid {
     x.addEventListener("change", () => this.update({ x: x.value as XAxis }));
     const log = h("input", { type: "checkbox", name: "log", checked: s.log });
     log.addEventListener("change", () => this.update({ log: log.checked }));
+    const outliers = h("input", { type: "checkbox", name: "ignore-outliers", checked: !s.outliers });
+    outliers.addEventListener("change", () => this.update({ outliers: !outliers.checked }));
     const smooth = h("input", { type: "range", name: "smoothing", min: 0, max: 0.99, step: 0.01, value: s.smoothing });
     const smoothShown = h("output", {}, String(s.smoothing));
     smooth.addEventListener("input", () => (smoothShown.textContent = smooth.value));
@@ -115,7 +118,7 @@ export class ChartGrid {
     density.addEventListener("change", () => this.update({ density: Number(density.value) }));
     const search = h("input", { type: "search", name: "key-search", placeholder: "search keys" });
     search.addEventListener("input", () => this.search(search.value.trim().toLowerCase()));
-    return h("div", { class: "toolbar" }, h("label", {}, "x ", x), h("label", {}, log, " log y"), h("label", {}, "smoothing ", smooth, smoothShown), h("label", {}, density), search);
+    return h("div", { class: "toolbar" }, h("label", {}, "x ", x), h("label", {}, log, " log y"), h("label", {}, outliers, " ignore outliers"), h("label", {}, "smoothing ", smooth, smoothShown), h("label", {}, density), search);
   }
 
   private search(text: string): void {

@@ -13,6 +13,7 @@ export type XAxis = "step" | "wall" | "relative";
 export interface ChartSettings {
   x: XAxis;
   log: boolean;
+  outliers: boolean; // false: the y axis spans the 1st to 99th percentile, so a spike does not flatten the rest
   smoothing: number; // EMA weight, 0 (off) to 0.99
   density: number; // points per run and panel asked of the server
 }
@@ -185,16 +186,23 @@ export class Panel {
       height: HEIGHT,
       series,
       legend: { show: false },
-      scales: { x: { time: this.settings.x === "wall" }, y: this.settings.log ? { distr: 3 } : {} },
+      scales: { x: { time: this.settings.x === "wall" }, y: this.yScale() },
       axes: [xAxis, { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) }],
       // the crosshair moves on every panel of the page at once
       cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null }, sync: { key: "trackd-x" } },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],
         setCursor: [(u) => this.onCursor(u)],
-        draw: [(u) => this.drawMarkers(u)],
+        // uPlot commits scales and data when it draws: record what is on screen then
+        draw: [(u) => this.drawMarkers(u), () => this.record("drawn")],
       },
     };
+  }
+
+  private yScale(): uPlot.Scale {
+    if (this.settings.log) return { distr: 3 };
+    if (this.settings.outliers) return {};
+    return { range: (u: uPlot, min: number, max: number) => robustRange(u, min, max) };
   }
 
   private onSelect(u: uPlot): void {
@@ -307,6 +315,19 @@ export class Panel {
     });
     this.el.dataset.state = state;
     const logY = this.plot?.scales.y.distr === 3;
-    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, runs });
+    const yMax = this.plot?.scales.y.max ?? null;
+    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, yMax, runs });
   }
+}
+
+/** The y range of the middle 98% of the values drawn (with a margin), or uPlot's own. */
+function robustRange(u: uPlot, min: number, max: number): uPlot.Range.MinMax {
+  const values: number[] = [];
+  for (let i = 1; i < u.data.length; i++) for (const v of u.data[i]) if (v !== null && v !== undefined) values.push(v);
+  if (values.length < 20) return [min, max];
+  values.sort((a, b) => a - b);
+  const lo = values[Math.floor(values.length * 0.01)];
+  const hi = values[Math.ceil(values.length * 0.99) - 1];
+  const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1;
+  return [lo - pad, hi + pad];
 }

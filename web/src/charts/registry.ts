@@ -17,6 +17,7 @@ export interface PanelDrawn {
   smoothing: number;
   xAxis: string;
   logY: boolean; // the y scale uPlot draws is logarithmic
+  yMax: number | null; // the top of the y axis drawn
 
   runs: Record<string, RunDrawn>;
 }
