@@ -140,3 +140,18 @@ def test_zoom_is_shared_by_the_panels_and_kept_in_the_address(page: Page, site: 
     )
     assert "zoom=" not in page.url
     assert drawn(page, "train/loss")["runs"]["gamma"]["points"] == 120
+
+
+def test_panels_can_be_removed_and_added_back(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/r/admin/vision/gamma")
+    drawn(page, "val/acc")
+    page.click('.panel[data-key="val/acc"] button.remove')
+    assert page.locator('.panel[data-key="val/acc"]').is_hidden()
+    assert "hide=val%2Facc" in page.url
+    page.reload()  # the address keeps it removed: it is never fetched
+    drawn(page, "train/loss")
+    assert page.locator('.panel[data-key="val/acc"]').is_hidden()
+    assert page.evaluate("() => window.trackd.panels['val/acc'].state") == "waiting"
+    page.select_option("select[name=add-panel]", "val/acc")
+    assert drawn(page, "val/acc")["runs"]["gamma"]["points"] == 120
+    assert "hide=" not in page.url

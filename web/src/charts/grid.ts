@@ -46,7 +46,14 @@ export class ChartGrid {
       setParams({ zoom: null });
       this.panels.forEach((p) => p.resetZoom());
     },
+    remove: (key) => {
+      this.removed.add(key);
+      this.showPanels();
+    },
   };
+  private readonly removed = new Set((current().params.get("hide") ?? "").split(",").filter(Boolean));
+  private searched = "";
+  private readonly addBox = h("span");
 
   constructor(keys: string[], runs: ChartRun[], private settings: ChartSettings) {
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: "200px" });
@@ -72,6 +79,7 @@ export class ChartGrid {
       this.el.append(h("details", { class: "group", open: true, "data-prefix": prefix }, h("summary", {}, `${prefix} (${members.length})`), box));
     }
     window.addEventListener("resize", this.onResize);
+    this.showPanels();
   }
 
   /** Append new points of running runs to every panel that has drawn. */
@@ -117,14 +125,28 @@ export class ChartGrid {
     const density = h("select", { name: "density", "aria-label": "points per chart" }, ...[250, 1000, 4000, 10000].map((n) => h("option", { value: n, selected: n === s.density }, `${n} points`)));
     density.addEventListener("change", () => this.update({ density: Number(density.value) }));
     const search = h("input", { type: "search", name: "key-search", placeholder: "search keys" });
-    search.addEventListener("input", () => this.search(search.value.trim().toLowerCase()));
-    return h("div", { class: "toolbar" }, h("label", {}, "x ", x), h("label", {}, log, " log y"), h("label", {}, outliers, " ignore outliers"), h("label", {}, "smoothing ", smooth, smoothShown), h("label", {}, density), search);
+    search.addEventListener("input", () => {
+      this.searched = search.value.trim().toLowerCase();
+      this.showPanels();
+    });
+    return h("div", { class: "toolbar" }, h("label", {}, "x ", x), h("label", {}, log, " log y"), h("label", {}, outliers, " ignore outliers"), h("label", {}, "smoothing ", smooth, smoothShown), h("label", {}, density), search, this.addBox);
   }
 
-  private search(text: string): void {
-    for (const panel of this.panels) panel.el.hidden = text !== "" && !panel.key.toLowerCase().includes(text);
+  /** Show the panels not removed and matching the key search; offer the removed ones back. */
+  private showPanels(): void {
+    const text = this.searched;
+    for (const panel of this.panels) panel.el.hidden = this.removed.has(panel.key) || (text !== "" && !panel.key.toLowerCase().includes(text));
     for (const group of this.el.querySelectorAll<HTMLElement>("details.group")) {
       group.hidden = ![...group.querySelectorAll<HTMLElement>(".panel")].some((p) => !p.hidden);
     }
+    setParams({ hide: [...this.removed].join(",") });
+    const gone = this.panels.filter((p) => this.removed.has(p.key)).map((p) => p.key);
+    if (!gone.length) return this.addBox.replaceChildren();
+    const add = h("select", { name: "add-panel", "aria-label": "add a removed panel back" }, h("option", { value: "" }, `add a panel (${gone.length} removed)`), ...gone.map((k) => h("option", { value: k }, k)));
+    add.addEventListener("change", () => {
+      this.removed.delete(add.value);
+      this.showPanels();
+    });
+    this.addBox.replaceChildren(add);
   }
 }

@@ -23,6 +23,7 @@ export interface ZoomSync {
   range(): [number, number] | null;
   zoom(min: number, max: number): void;
   reset(): void;
+  remove(key: string): void; // the panel's × (not zoom, but the panels share it all the same)
 }
 
 export interface ChartRun {
@@ -55,7 +56,9 @@ export class Panel {
     private settings: ChartSettings,
     private readonly sync: ZoomSync,
   ) {
-    this.el = h("div", { class: "panel", "data-key": key }, h("div", { class: "panel-title" }, key), this.plotEl, this.legendEl);
+    const remove = h("button", { type: "button", class: "remove", "aria-label": `remove the panel ${key}`, title: "remove this panel" }, "×");
+    remove.addEventListener("click", () => sync.remove(key));
+    this.el = h("div", { class: "panel", "data-key": key }, h("div", { class: "panel-title" }, h("span", {}, key), remove), this.plotEl, this.legendEl);
     this.record("waiting");
   }
 
