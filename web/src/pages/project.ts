@@ -89,7 +89,9 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     void loadCharts();
   }
 
+  let shownTotal = 0;
   function drawTable(total: number): void {
+    shownTotal = total;
     const columns = allColumns([...known.values()]);
     const visible = shown ?? DEFAULT_COLUMNS;
     const chosen = visible.map((id) => columns.find(([c]) => c === id)).filter((c): c is [string, string] => c !== undefined);
@@ -168,7 +170,10 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     fresh.forEach((r) => r && known.set(r.id, r));
     const charted = running.filter((r) => (selected ?? []).includes(r.id));
     await grid?.poll(charted);
-    await loadTable();
+    // only the running runs' rows change: no list request (a project may hold 10,000 runs)
+    pageRuns = pageRuns.map((r) => known.get(r.id) ?? r);
+    drawTable(shownTotal);
+    void loadCharts(); // a key logged for the first time gets its panel
   }
 
   await loadTable(true);
