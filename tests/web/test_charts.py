@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from ._logging import finish_logging, log_runs
 from .conftest import Site, api, screenshot
 from .test_pages import drawn, sign_in
@@ -155,3 +157,26 @@ def test_panels_can_be_removed_and_added_back(page: Page, site: Site) -> None:
     page.select_option("select[name=add-panel]", "val/acc")
     assert drawn(page, "val/acc")["runs"]["gamma"]["points"] == 120
     assert "hide=" not in page.url
+
+
+def test_grouped_runs_draw_as_a_mean_line_in_a_min_max_band(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=alpha,beta,gamma&by=group")
+    acc = drawn(page, "val/acc")
+    assert set(acc["lines"]) == {"group:g1", "group:g2"}
+    # val/acc is step/steps: alpha (50 steps) and beta (80) end at 49/50 and 79/80; their
+    # mean runs over every step either logged, and its last point is beta's alone
+    assert acc["lines"]["group:g1"]["drawn"] == 80
+    assert acc["lines"]["group:g1"]["lastValue"] == pytest.approx(79 / 80)
+    assert acc["lines"]["group:g1"]["maxValue"] == pytest.approx(79 / 80)
+    assert acc["lines"]["group:g2"]["drawn"] == 120
+    assert acc["runs"]["alpha"]["points"] == 50 and acc["runs"]["alpha"]["drawn"] == 0
+    # the band spans alpha and beta where both logged: widest at step 49, 49/50 - 49/80
+    assert acc["lines"]["group:g1"]["widestBand"] == pytest.approx(49 / 50 - 49 / 80)
+    assert acc["lines"]["group:g2"]["widestBand"] == 0  # one run: no spread
+    # the table's swatches are the groups' colours too
+    swatches = page.eval_on_selector_all(
+        "#runs-table tr[data-run] .swatch[style]",
+        "es => Object.fromEntries(es.map(e => [e.closest('tr').dataset.run, e.style.background]))",
+    )
+    assert swatches["alpha"] == swatches["beta"] != swatches["gamma"]
+    screenshot(page, "grouped-charts")

@@ -5,8 +5,8 @@ import { fetchSeries, type RunRef, type Series } from "../history";
 import { h } from "../dom";
 import { seconds, value as show } from "../format";
 import { faint } from "./colors";
-import { recordPanel, type RunDrawn } from "./registry";
-import { ema } from "./smooth";
+import { drawn, type Drawn, type Line, type LineSource, type Marker } from "./lines";
+import { recordPanel, type LineDrawn, type RunDrawn } from "./registry";
 
 export type XAxis = "step" | "wall" | "relative";
 
@@ -30,13 +30,9 @@ export interface ChartRun {
   ref: RunRef;
   label: string;
   color: string;
+  group?: string | null; // runs with a group are drawn together: mean line, min-max band
 }
 
-interface Marker {
-  run: number;
-  x: number;
-  kind: "nan" | "inf" | "-inf";
-}
 
 const HEIGHT = 220;
 
@@ -49,6 +45,7 @@ export class Panel {
   private zoom: { min: number; max: number; data: Map<string, Series> } | null = null;
   private plot: uPlot | null = null;
   private markers: Marker[] = [];
+  private lines: Line[] = [];
 
   constructor(
     readonly key: string,
@@ -132,25 +129,17 @@ export class Panel {
     return s.time.map((t) => t - t0);
   }
 
-  /** uPlot's aligned data: x, then per run the raw line (and the smoothed one). */
-  private data(): uPlot.AlignedData {
+  /** What to draw: a line per run (or group of runs), from the series shown. */
+  private build(): Drawn {
     const source = this.zoom?.data ?? this.full;
-    const smoothing = this.settings.smoothing;
-    this.markers = [];
-    const tables: uPlot.AlignedData[] = this.runs.map((run, r) => {
-      const s = source.get(run.ref.id) ?? { step: [], value: [], time: [] };
-      const xs = this.xs(run, s);
-      const ys = s.value.map((v, i) => {
-        if (v !== null && !Number.isFinite(v)) {
-          this.markers.push({ run: r, x: xs[i], kind: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
-          return null;
-        }
-        return v !== null && this.settings.log && v <= 0 ? null : v;
-      });
-      return (smoothing > 0 ? [xs, ys, ema(ys, smoothing)] : [xs, ys]) as uPlot.AlignedData;
+    const sources: LineSource[] = this.runs.map((run) => {
+      const series = source.get(run.ref.id) ?? { step: [], value: [], time: [] };
+      return { id: run.ref.id, label: run.label, color: run.color, group: run.group ?? null, xs: this.xs(run, series), series };
     });
-    if (tables.length === 1) return tables[0];
-    return uPlot.join(tables);
+    const built = drawn(sources, this.settings.smoothing, this.settings.log);
+    this.lines = built.lines;
+    this.markers = built.markers;
+    return built;
   }
 
   private draw(resetScales: boolean): void {
@@ -160,25 +149,19 @@ export class Panel {
       this.record("drawn");
       return;
     }
-    const data = this.data();
+    const built = this.build();
     if (this.plot) {
-      this.plot.setData(data, resetScales);
+      this.plot.setData(built.data, resetScales);
     } else {
       this.plotEl.replaceChildren();
-      this.plot = new uPlot(this.options(), data, this.plotEl);
+      this.plot = new uPlot(this.options(built), built.data, this.plotEl);
       this.plot.over.addEventListener("dblclick", () => this.sync.reset());
     }
     if (this.zoom) this.plot.setScale("x", { min: this.zoom.min, max: this.zoom.max });
     this.record("drawn");
   }
 
-  private options(): uPlot.Options {
-    const smoothed = this.settings.smoothing > 0;
-    const series: uPlot.Series[] = [{ label: this.settings.x }];
-    for (const run of this.runs) {
-      series.push({ label: run.label, stroke: smoothed ? faint(run.color, 0.25) : run.color, width: 1, spanGaps: true });
-      if (smoothed) series.push({ label: `${run.label} (smoothed)`, stroke: run.color, width: 1.5, spanGaps: true, points: { show: false } });
-    }
+  private options(built: Drawn): uPlot.Options {
     const ink = getComputedStyle(document.body).color || "#222";
     const grid = { stroke: faint(ink.startsWith("#") ? ink : "#888888", 0.12), width: 1 };
     const axis = { stroke: ink, grid, ticks: grid };
@@ -187,7 +170,8 @@ export class Panel {
     return {
       width: this.width(),
       height: HEIGHT,
-      series,
+      series: built.series,
+      bands: built.bands,
       legend: { show: false },
       scales: { x: { time: this.settings.x === "wall" }, y: this.yScale() },
       axes: [xAxis, { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) }],
@@ -251,15 +235,14 @@ export class Panel {
       this.legendEl.replaceChildren();
       return;
     }
-    const per = this.settings.smoothing > 0 ? 2 : 1;
     const x = u.data[0][idx];
     const xText = this.settings.x === "wall" ? new Date(x * 1000).toLocaleString() : this.settings.x === "relative" ? seconds(x) : show(x);
-    const items = this.runs.map((run, r) => {
-      const raw = u.data[1 + r * per][idx];
-      const smooth = per === 2 ? u.data[2 + r * per][idx] : null;
+    const items = this.lines.map((line) => {
+      const raw = u.data[line.raw][idx];
+      const smooth = line.smooth === null ? null : u.data[line.smooth][idx];
       if (raw === null || raw === undefined) return null;
-      const text = per === 2 && smooth !== null && smooth !== undefined ? `${show(raw)} (${show(smooth)})` : show(raw);
-      return h("span", { class: "item" }, h("i", { class: "swatch", style: `background:${run.color}` }), `${run.label} ${text}`);
+      const text = smooth !== null && smooth !== undefined ? `${show(raw)} (${show(smooth)})` : show(raw);
+      return h("span", { class: "item" }, h("i", { class: "swatch", style: `background:${line.color}` }), `${line.label} ${text}`);
     });
     this.legendEl.replaceChildren(h("span", { class: "x" }, `${this.settings.x} ${xText}`), ...items.filter((i): i is HTMLSpanElement => i !== null));
   }
@@ -273,7 +256,7 @@ export class Panel {
       const x = u.valToPos(m.x, "x", true);
       if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
       const y = m.kind === "-inf" ? top + height - size : top + size;
-      ctx.fillStyle = this.runs[m.run].color;
+      ctx.fillStyle = m.color;
       ctx.beginPath();
       if (m.kind === "nan") ctx.arc(x, y, size * 0.8, 0, 2 * Math.PI);
       else {
@@ -288,39 +271,50 @@ export class Panel {
 
   private record(state: "waiting" | "loading" | "drawn" | "error"): void {
     const source = this.zoom?.data ?? this.full;
+    const lines: Record<string, LineDrawn> = {};
+    for (const line of this.lines) lines[line.id] = this.lineDrawn(line);
     const runs: Record<string, RunDrawn> = {};
-    const per = this.settings.smoothing > 0 ? 2 : 1;
-    this.runs.forEach((run, r) => {
+    for (const run of this.runs) {
       const s = source.get(run.ref.id);
-      const column = this.plot?.data[1 + r * per] ?? [];
-      let drawn = 0;
-      let maxValue: number | null = null;
-      let lastValue: number | null = null;
-      for (const v of column) {
-        if (v === null || v === undefined) continue;
-        drawn++;
-        lastValue = v;
-        if (maxValue === null || v > maxValue) maxValue = v;
-      }
-      let smoothedLast: number | null = null;
-      for (const v of per === 2 ? (this.plot?.data[2 + r * per] ?? []) : []) if (v !== null && v !== undefined) smoothedLast = v;
-      const nonFinite = s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0;
       runs[run.ref.id] = {
-        drawn,
-        maxValue,
-        lastValue,
-        smoothedLast,
+        ...(lines[run.ref.id] ?? { drawn: 0, maxValue: null, lastValue: null, smoothedLast: null, widestBand: null }),
         points: s ? s.step.length : 0,
-        nonFinite,
+        nonFinite: s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0,
         minStep: s && s.step.length ? s.step[0] : null,
         maxStep: s && s.step.length ? s.step[s.step.length - 1] : null,
       };
-    });
+    }
     this.el.dataset.state = state;
     const logY = this.plot?.scales.y.distr === 3;
     const yMax = this.plot?.scales.y.max ?? null;
-    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, yMax, runs });
+    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, yMax, runs, lines });
   }
+
+  /** What uPlot holds for ``line``: its finite values, largest and last, and the smoothed last. */
+  private lineDrawn(line: Line): LineDrawn {
+    const data = this.plot?.data;
+    let drawn = 0;
+    let maxValue: number | null = null;
+    let lastValue: number | null = null;
+    for (const v of data ? data[line.raw] : []) {
+      if (v === null || v === undefined) continue;
+      drawn++;
+      lastValue = v;
+      if (maxValue === null || v > maxValue) maxValue = v;
+    }
+    let smoothedLast: number | null = null;
+    for (const v of data && line.smooth !== null ? data[line.smooth] : []) if (v !== null && v !== undefined) smoothedLast = v;
+    let widestBand: number | null = null;
+    if (data && line.band) {
+      const [top, bottom] = [data[line.band[0]], data[line.band[1]]];
+      for (let i = 0; i < top.length; i++) {
+        const [hi, lo] = [top[i], bottom[i]];
+        if (hi !== null && hi !== undefined && lo !== null && lo !== undefined) widestBand = Math.max(widestBand ?? 0, hi - lo);
+      }
+    }
+    return { drawn, maxValue, lastValue, smoothedLast, widestBand };
+  }
+
 }
 
 /** The y range of the middle 98% of the values drawn (with a margin), or uPlot's own. */

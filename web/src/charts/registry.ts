@@ -1,11 +1,17 @@
 // What the page has drawn, readable from outside (tests, bench/ui.py): window.trackd.
-export interface RunDrawn {
-  drawn: number; // finite values uPlot holds for this run's line
+/** A line as uPlot holds it (a run's, or with runs grouped, the group's mean). */
+export interface LineDrawn {
+  drawn: number; // finite values of the line
+  maxValue: number | null; // the largest (a spike must survive downsampling)
+  lastValue: number | null; // the last value of the raw line
+  smoothedLast: number | null; // ... and of the smoothed line (null without smoothing)
+  widestBand: number | null; // a group's largest max - min (null for a run's line)
+}
+
+/** A run's series in the panel; its line's figures are zero/null when its group is drawn. */
+export interface RunDrawn extends LineDrawn {
   points: number; // points of this run in the panel's data (finite and not)
   nonFinite: number; // of which NaN or +-inf, drawn as markers
-  maxValue: number | null; // the largest finite value drawn (a spike must survive downsampling)
-  lastValue: number | null; // the last finite value of the raw line
-  smoothedLast: number | null; // ... and of the smoothed line (null without smoothing)
   minStep: number | null;
   maxStep: number | null;
 }
@@ -20,6 +26,7 @@ export interface PanelDrawn {
   yMax: number | null; // the top of the y axis drawn
 
   runs: Record<string, RunDrawn>;
+  lines: Record<string, LineDrawn>; // by run id, or "group:<name>"
 }
 
 interface PageData {

@@ -6,7 +6,8 @@ import { colorOf } from "../charts/colors";
 import { ChartGrid, settingsFrom } from "../charts/grid";
 import { h } from "../dom";
 import { current, href, setParams } from "../route";
-import { inBrowser, parseWhere, serverFilters, type TableQuery } from "../runs/query";
+import { field, inBrowser, parseWhere, serverFilters, type TableQuery } from "../runs/query";
+import { value } from "../format";
 import { compareTable } from "../runs/compare";
 import { allColumns, runsTable } from "../runs/table";
 import { metricKeys } from "./keys";
@@ -89,6 +90,9 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     void loadCharts();
   }
 
+  // with rows grouped, the charts draw a line per group, in the group's colour
+  const groupOf = (r: Run) => value(field(r, groupBy)) || "(none)";
+  const lineColor = (r: Run) => (groupBy ? colorOf(`group:${groupOf(r)}`) : colorOf(r.id));
   let shownTotal = 0;
   function drawTable(total: number): void {
     shownTotal = total;
@@ -104,15 +108,17 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
       groupBy = by;
       setParams({ by });
       drawTable(total);
+      void loadCharts(); // grouped rows chart as groups
     }));
     const sel = selected ?? [];
-    sel.forEach((id) => colorOf(id));
+    sel.forEach((id) => known.has(id) && lineColor(known.get(id) as Run));
     const focused = document.activeElement?.closest("#runs-table tr[data-run]") as HTMLElement | null;
     const inside = focused && document.activeElement !== focused ? document.activeElement?.getAttribute("type") : null;
     tableBox.replaceChildren(
       runsTable(pageRuns, {
         columns: chosen,
         groupBy,
+        colorOf: lineColor,
         order: q.order,
         selected: sel,
         onSort: (order) => {
@@ -155,11 +161,12 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     const runs = ids.map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
     drawCompare();
     const keys = metricKeys(runs);
-    const id = JSON.stringify([ids, keys]);
+    const id = JSON.stringify([ids, keys, groupBy]);
     if (id === chartedKey) return; // same runs and keys: the panels keep their zoom
     chartedKey = id;
     grid?.destroy();
-    grid = new ChartGrid(keys, runs.map((r) => ({ ref: r, label: r.name, color: colorOf(r.id) })), settingsFrom(current().params));
+    const line = (r: Run) => ({ ref: r, label: r.name, group: groupBy ? groupOf(r) : null, color: lineColor(r) });
+    grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
     chartsBox.replaceChildren(grid.el);
   }
 

@@ -1,6 +1,5 @@
 // The runs table: chosen columns, sort by a header click, a checkbox per run to chart it.
 import type { Run } from "../api";
-import { colorOf } from "../charts/colors";
 import { h } from "../dom";
 import { duration, flatten, value, when } from "../format";
 import { href } from "../route";
@@ -36,6 +35,7 @@ export interface TableView {
   selected: string[];
   onSort: (order: string) => void;
   onSelect: (id: string, on: boolean) => void;
+  colorOf: (run: Run) => string; // the run's colour on the charts
   groupBy: string; // "" or a column: rows come in groups of equal values, in order of first appearance
 }
 
@@ -90,7 +90,7 @@ function row(run: Run, view: TableView): HTMLElement {
   const on = view.selected.includes(run.id);
   const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
   box.addEventListener("change", () => view.onSelect(run.id, box.checked));
-  const swatch = h("i", { class: "swatch", style: on ? `background:${colorOf(run.id)}` : "" });
+  const swatch = h("i", { class: "swatch", style: on ? `background:${view.colorOf(run)}` : "" });
   const tr = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 }, h("td", { class: "select" }, box, swatch));
   for (const [id] of view.columns) tr.append(cell(run, id));
   return tr;
