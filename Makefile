@@ -39,6 +39,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check client daemon server tests bench examples
 	$(VENV)/bin/ruff format --check client daemon server tests bench examples
+	cd web && npm run lint
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -82,7 +82,11 @@ function url(path: string, params: Record<string, string | number | undefined> =
   return "/api/v1" + path + (text ? "?" + text : "");
 }
 
-async function request(path: string, params?: Record<string, string | number | undefined>, key?: string): Promise<Response> {
+async function request(
+  path: string,
+  params?: Record<string, string | number | undefined>,
+  key?: string,
+): Promise<Response> {
   const token = key ?? apiKey();
   const response = await fetch(url(path, params), {
     headers: token ? { Authorization: `Bearer ${token}` } : {},

@@ -34,7 +34,11 @@ export function value(v: Json | undefined): string {
 }
 
 /** Nested maps as dotted keys: {"opt": {"lr": 1}} -> {"opt.lr": 1}. */
-export function flatten(obj: Record<string, Json>, prefix = "", out: Record<string, Json> = {}): Record<string, Json> {
+export function flatten(
+  obj: Record<string, Json>,
+  prefix = "",
+  out: Record<string, Json> = {},
+): Record<string, Json> {
   for (const [key, v] of Object.entries(obj)) {
     if (v !== null && typeof v === "object" && !Array.isArray(v)) flatten(v, prefix + key + ".", out);
     else out[prefix + key] = v;

@@ -47,7 +47,10 @@ async function fetchRun(run: RunRef, keys: string[], range: Range): Promise<Map<
   const out = new Map<string, Series>();
   for (const key of keys) {
     const s = raw.keys[key];
-    out.set(key, s ? { step: s.step, time: s.time, value: s.value.map(toNumber) } : { step: [], value: [], time: [] });
+    out.set(
+      key,
+      s ? { step: s.step, time: s.time, value: s.value.map(toNumber) } : { step: [], value: [], time: [] },
+    );
   }
   return out;
 }

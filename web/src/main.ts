@@ -27,7 +27,12 @@ async function header(): Promise<void> {
     location.hash = "#/";
     void render();
   });
-  bar.replaceChildren(h("a", { href: "#/", class: "brand" }, "trackd"), h("span", { class: "spacer" }), h("span", { class: "who", id: "viewer" }, me.user + (me.admin ? " (admin)" : "")), out);
+  bar.replaceChildren(
+    h("a", { href: "#/", class: "brand" }, "trackd"),
+    h("span", { class: "spacer" }),
+    h("span", { class: "who", id: "viewer" }, me.user + (me.admin ? " (admin)" : "")),
+    out,
+  );
 }
 
 async function render(): Promise<void> {
@@ -44,11 +49,15 @@ async function render(): Promise<void> {
   try {
     await header();
     if (parts[0] === "p" && parts.length === 3) cleanup = await projectPage(app, parts[1], parts[2], params);
-    else if (parts[0] === "r" && parts.length === 4) cleanup = await runPage(app, parts[1], parts[2], parts[3]);
+    else if (parts[0] === "r" && parts.length === 4)
+      cleanup = await runPage(app, parts[1], parts[2], parts[3]);
     else await homePage(app);
   } catch (err) {
     if (!apiKey()) return; // a 401 signed out and rendered the sign-in page
-    app.replaceChildren(h("p", { class: "error", role: "alert" }, (err as Error).message), h("a", { href: href([]) }, "Back to projects"));
+    app.replaceChildren(
+      h("p", { class: "error", role: "alert" }, (err as Error).message),
+      h("a", { href: href([]) }, "Back to projects"),
+    );
   }
 }
 

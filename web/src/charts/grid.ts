@@ -55,11 +55,17 @@ export class ChartGrid {
   private searched = "";
   private readonly addBox = h("span");
 
-  constructor(keys: string[], runs: ChartRun[], private settings: ChartSettings) {
+  constructor(
+    keys: string[],
+    runs: ChartRun[],
+    private settings: ChartSettings,
+  ) {
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: "200px" });
     this.el.append(this.toolbar());
     if (!runs.length || !keys.length) {
-      this.el.append(h("p", { class: "muted" }, runs.length ? "No metrics logged yet." : "Select runs to chart them."));
+      this.el.append(
+        h("p", { class: "muted" }, runs.length ? "No metrics logged yet." : "Select runs to chart them."),
+      );
       return;
     }
     const groups = new Map<string, string[]>();
@@ -76,7 +82,14 @@ export class ChartGrid {
         box.append(panel.el);
         this.observer.observe(panel.el);
       }
-      this.el.append(h("details", { class: "group", open: true, "data-prefix": prefix }, h("summary", {}, `${prefix} (${members.length})`), box));
+      this.el.append(
+        h(
+          "details",
+          { class: "group", open: true, "data-prefix": prefix },
+          h("summary", {}, `${prefix} (${members.length})`),
+          box,
+        ),
+      );
     }
     window.addEventListener("resize", this.onResize);
     this.showPanels();
@@ -106,43 +119,90 @@ export class ChartGrid {
     this.settings = { ...this.settings, ...change };
     const s = this.settings;
     this.zoomRange = null; // a zoom is in the units of the x axis it was made on
-    setParams({ zoom: null, outliers: s.outliers ? null : "0", x: s.x === "step" ? null : s.x, log: s.log ? "1" : null, smooth: s.smoothing ? String(s.smoothing) : null, density: s.density === 1000 ? null : String(s.density) });
+    setParams({
+      zoom: null,
+      outliers: s.outliers ? null : "0",
+      x: s.x === "step" ? null : s.x,
+      log: s.log ? "1" : null,
+      smooth: s.smoothing ? String(s.smoothing) : null,
+      density: s.density === 1000 ? null : String(s.density),
+    });
     this.panels.forEach((p) => p.setSettings(s));
   }
 
   private toolbar(): HTMLElement {
     const s = this.settings;
-    const x = h("select", { name: "x-axis", "aria-label": "x axis" }, ...(["step", "wall", "relative"] as XAxis[]).map((v) => h("option", { value: v, selected: v === s.x }, v === "wall" ? "wall time" : v === "relative" ? "relative time" : "step")));
+    const x = h(
+      "select",
+      { name: "x-axis", "aria-label": "x axis" },
+      ...(["step", "wall", "relative"] as XAxis[]).map((v) =>
+        h(
+          "option",
+          { value: v, selected: v === s.x },
+          v === "wall" ? "wall time" : v === "relative" ? "relative time" : "step",
+        ),
+      ),
+    );
     x.addEventListener("change", () => this.update({ x: x.value as XAxis }));
     const log = h("input", { type: "checkbox", name: "log", checked: s.log });
     log.addEventListener("change", () => this.update({ log: log.checked }));
     const outliers = h("input", { type: "checkbox", name: "ignore-outliers", checked: !s.outliers });
     outliers.addEventListener("change", () => this.update({ outliers: !outliers.checked }));
-    const smooth = h("input", { type: "range", name: "smoothing", min: 0, max: 0.99, step: 0.01, value: s.smoothing });
+    const smooth = h("input", {
+      type: "range",
+      name: "smoothing",
+      min: 0,
+      max: 0.99,
+      step: 0.01,
+      value: s.smoothing,
+    });
     const smoothShown = h("output", {}, String(s.smoothing));
     smooth.addEventListener("input", () => (smoothShown.textContent = smooth.value));
     smooth.addEventListener("change", () => this.update({ smoothing: Number(smooth.value) }));
-    const density = h("select", { name: "density", "aria-label": "points per chart" }, ...[250, 1000, 4000, 10000].map((n) => h("option", { value: n, selected: n === s.density }, `${n} points`)));
+    const density = h(
+      "select",
+      { name: "density", "aria-label": "points per chart" },
+      ...[250, 1000, 4000, 10000].map((n) =>
+        h("option", { value: n, selected: n === s.density }, `${n} points`),
+      ),
+    );
     density.addEventListener("change", () => this.update({ density: Number(density.value) }));
     const search = h("input", { type: "search", name: "key-search", placeholder: "search keys" });
     search.addEventListener("input", () => {
       this.searched = search.value.trim().toLowerCase();
       this.showPanels();
     });
-    return h("div", { class: "toolbar" }, h("label", {}, "x ", x), h("label", {}, log, " log y"), h("label", {}, outliers, " ignore outliers"), h("label", {}, "smoothing ", smooth, smoothShown), h("label", {}, density), search, this.addBox);
+    return h(
+      "div",
+      { class: "toolbar" },
+      h("label", {}, "x ", x),
+      h("label", {}, log, " log y"),
+      h("label", {}, outliers, " ignore outliers"),
+      h("label", {}, "smoothing ", smooth, smoothShown),
+      h("label", {}, density),
+      search,
+      this.addBox,
+    );
   }
 
   /** Show the panels not removed and matching the key search; offer the removed ones back. */
   private showPanels(): void {
     const text = this.searched;
-    for (const panel of this.panels) panel.el.hidden = this.removed.has(panel.key) || (text !== "" && !panel.key.toLowerCase().includes(text));
+    for (const panel of this.panels)
+      panel.el.hidden =
+        this.removed.has(panel.key) || (text !== "" && !panel.key.toLowerCase().includes(text));
     for (const group of this.el.querySelectorAll<HTMLElement>("details.group")) {
       group.hidden = ![...group.querySelectorAll<HTMLElement>(".panel")].some((p) => !p.hidden);
     }
     setParams({ hide: [...this.removed].join(",") });
     const gone = this.panels.filter((p) => this.removed.has(p.key)).map((p) => p.key);
     if (!gone.length) return this.addBox.replaceChildren();
-    const add = h("select", { name: "add-panel", "aria-label": "add a removed panel back" }, h("option", { value: "" }, `add a panel (${gone.length} removed)`), ...gone.map((k) => h("option", { value: k }, k)));
+    const add = h(
+      "select",
+      { name: "add-panel", "aria-label": "add a removed panel back" },
+      h("option", { value: "" }, `add a panel (${gone.length} removed)`),
+      ...gone.map((k) => h("option", { value: k }, k)),
+    );
     add.addEventListener("change", () => {
       this.removed.delete(add.value);
       this.showPanels();

@@ -55,7 +55,10 @@ function column(joined: uPlot.AlignedData, c: number): (number | null)[] {
 }
 
 /** Mean, min and max of ``columns`` at each x (missing values skipped). */
-function aggregate(columns: (number | null)[][], length: number): [(number | null)[], (number | null)[], (number | null)[]] {
+function aggregate(
+  columns: (number | null)[][],
+  length: number,
+): [(number | null)[], (number | null)[], (number | null)[]] {
   const mean: (number | null)[] = new Array(length).fill(null);
   const min = mean.slice();
   const max = mean.slice();
@@ -86,7 +89,8 @@ export function drawn(sources: LineSource[], smoothing: number, log: boolean): D
     const id = src.group === null ? src.id : `group:${src.group}`;
     const found = wanted.find((w) => w.id === id);
     if (found) found.cols.push(i + 1);
-    else wanted.push({ id, label: src.group === null ? src.label : src.group, color: src.color, cols: [i + 1] });
+    else
+      wanted.push({ id, label: src.group === null ? src.label : src.group, color: src.color, cols: [i + 1] });
   });
   const data: (number | null)[][] = [];
   const series: uPlot.Series[] = [{}];
@@ -101,19 +105,42 @@ export function drawn(sources: LineSource[], smoothing: number, log: boolean): D
     if (min && max) {
       const top = at();
       data.push(max, min);
-      series.push({ label: `${w.label} max`, stroke: faint(w.color, 0.3), width: 0.5, spanGaps: true, points: { show: false } });
-      series.push({ label: `${w.label} min`, stroke: faint(w.color, 0.3), width: 0.5, spanGaps: true, points: { show: false } });
+      series.push({
+        label: `${w.label} max`,
+        stroke: faint(w.color, 0.3),
+        width: 0.5,
+        spanGaps: true,
+        points: { show: false },
+      });
+      series.push({
+        label: `${w.label} min`,
+        stroke: faint(w.color, 0.3),
+        width: 0.5,
+        spanGaps: true,
+        points: { show: false },
+      });
       bands.push({ series: [top, top + 1], fill: faint(w.color, 0.15) });
       band = [top, top + 1];
     }
     const raw = at();
     data.push(mean);
-    series.push({ label: w.label, stroke: smoothing > 0 ? faint(w.color, 0.25) : w.color, width: grouped ? 1.5 : 1, spanGaps: true });
+    series.push({
+      label: w.label,
+      stroke: smoothing > 0 ? faint(w.color, 0.25) : w.color,
+      width: grouped ? 1.5 : 1,
+      spanGaps: true,
+    });
     let smooth: number | null = null;
     if (smoothing > 0) {
       smooth = at();
       data.push(ema(mean, smoothing));
-      series.push({ label: `${w.label} (smoothed)`, stroke: w.color, width: 1.5, spanGaps: true, points: { show: false } });
+      series.push({
+        label: `${w.label} (smoothed)`,
+        stroke: w.color,
+        width: 1.5,
+        spanGaps: true,
+        points: { show: false },
+      });
     }
     lines.push({ id: w.id, label: w.label, color: w.color, raw, smooth, band });
   }

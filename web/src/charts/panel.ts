@@ -33,7 +33,6 @@ export interface ChartRun {
   group?: string | null; // runs with a group are drawn together: mean line, min-max band
 }
 
-
 const HEIGHT = 220;
 
 export class Panel {
@@ -53,9 +52,24 @@ export class Panel {
     private settings: ChartSettings,
     private readonly sync: ZoomSync,
   ) {
-    const remove = h("button", { type: "button", class: "remove", "aria-label": `remove the panel ${key}`, title: "remove this panel" }, "×");
+    const remove = h(
+      "button",
+      {
+        type: "button",
+        class: "remove",
+        "aria-label": `remove the panel ${key}`,
+        title: "remove this panel",
+      },
+      "×",
+    );
     remove.addEventListener("click", () => sync.remove(key));
-    this.el = h("div", { class: "panel", "data-key": key }, h("div", { class: "panel-title" }, h("span", {}, key), remove), this.plotEl, this.legendEl);
+    this.el = h(
+      "div",
+      { class: "panel", "data-key": key },
+      h("div", { class: "panel-title" }, h("span", {}, key), remove),
+      this.plotEl,
+      this.legendEl,
+    );
     this.record("waiting");
   }
 
@@ -134,7 +148,14 @@ export class Panel {
     const source = this.zoom?.data ?? this.full;
     const sources: LineSource[] = this.runs.map((run) => {
       const series = source.get(run.ref.id) ?? { step: [], value: [], time: [] };
-      return { id: run.ref.id, label: run.label, color: run.color, group: run.group ?? null, xs: this.xs(run, series), series };
+      return {
+        id: run.ref.id,
+        label: run.label,
+        color: run.color,
+        group: run.group ?? null,
+        xs: this.xs(run, series),
+        series,
+      };
     });
     const built = drawn(sources, this.settings.smoothing, this.settings.log);
     this.lines = built.lines;
@@ -145,7 +166,13 @@ export class Panel {
   private draw(resetScales: boolean): void {
     if ([...this.full.values()].every((s) => s.step.length === 0)) {
       this.destroyPlot();
-      this.plotEl.replaceChildren(h("p", { class: "muted empty" }, "No history for this key (a summary value only, or nothing logged yet)."));
+      this.plotEl.replaceChildren(
+        h(
+          "p",
+          { class: "muted empty" },
+          "No history for this key (a summary value only, or nothing logged yet).",
+        ),
+      );
       this.record("drawn");
       return;
     }
@@ -166,7 +193,10 @@ export class Panel {
     const grid = { stroke: faint(ink.startsWith("#") ? ink : "#888888", 0.12), width: 1 };
     const axis = { stroke: ink, grid, ticks: grid };
     const xValues = this.settings.x === "relative" ? seconds : show;
-    const xAxis = this.settings.x === "wall" ? axis : { ...axis, values: (_u: uPlot, splits: number[]) => splits.map((v) => xValues(v)) };
+    const xAxis =
+      this.settings.x === "wall"
+        ? axis
+        : { ...axis, values: (_u: uPlot, splits: number[]) => splits.map((v) => xValues(v)) };
     return {
       width: this.width(),
       height: HEIGHT,
@@ -174,9 +204,16 @@ export class Panel {
       bands: built.bands,
       legend: { show: false },
       scales: { x: { time: this.settings.x === "wall" }, y: this.yScale() },
-      axes: [xAxis, { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) }],
+      axes: [
+        xAxis,
+        { ...axis, size: 60, values: (_u: uPlot, splits: number[]) => splits.map((v) => show(v)) },
+      ],
       // the crosshair moves on every panel of the page at once
-      cursor: { drag: { x: true, y: false, setScale: false }, bind: { dblclick: () => null }, sync: { key: "trackd-x" } },
+      cursor: {
+        drag: { x: true, y: false, setScale: false },
+        bind: { dblclick: () => null },
+        sync: { key: "trackd-x" },
+      },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],
         setCursor: [(u) => this.onCursor(u)],
@@ -216,7 +253,10 @@ export class Panel {
           if (!inside.length) return data.set(run.ref.id, { step: [], value: [], time: [] });
           range = { minStep: inside[0], maxStep: inside[inside.length - 1] };
         }
-        data.set(run.ref.id, await fetchSeries(run.ref, this.key, { ...range, samples: this.settings.density }));
+        data.set(
+          run.ref.id,
+          await fetchSeries(run.ref, this.key, { ...range, samples: this.settings.density }),
+        );
       }),
     );
     this.zoom = { min, max, data };
@@ -236,15 +276,28 @@ export class Panel {
       return;
     }
     const x = u.data[0][idx];
-    const xText = this.settings.x === "wall" ? new Date(x * 1000).toLocaleString() : this.settings.x === "relative" ? seconds(x) : show(x);
+    const xText =
+      this.settings.x === "wall"
+        ? new Date(x * 1000).toLocaleString()
+        : this.settings.x === "relative"
+          ? seconds(x)
+          : show(x);
     const items = this.lines.map((line) => {
       const raw = u.data[line.raw][idx];
       const smooth = line.smooth === null ? null : u.data[line.smooth][idx];
       if (raw === null || raw === undefined) return null;
       const text = smooth !== null && smooth !== undefined ? `${show(raw)} (${show(smooth)})` : show(raw);
-      return h("span", { class: "item" }, h("i", { class: "swatch", style: `background:${line.color}` }), `${line.label} ${text}`);
+      return h(
+        "span",
+        { class: "item" },
+        h("i", { class: "swatch", style: `background:${line.color}` }),
+        `${line.label} ${text}`,
+      );
     });
-    this.legendEl.replaceChildren(h("span", { class: "x" }, `${this.settings.x} ${xText}`), ...items.filter((i): i is HTMLSpanElement => i !== null));
+    this.legendEl.replaceChildren(
+      h("span", { class: "x" }, `${this.settings.x} ${xText}`),
+      ...items.filter((i): i is HTMLSpanElement => i !== null),
+    );
   }
 
   /** NaN and infinities: a marker at the top (NaN, +inf) or bottom (-inf) of the plot. */
@@ -277,7 +330,13 @@ export class Panel {
     for (const run of this.runs) {
       const s = source.get(run.ref.id);
       runs[run.ref.id] = {
-        ...(lines[run.ref.id] ?? { drawn: 0, maxValue: null, lastValue: null, smoothedLast: null, widestBand: null }),
+        ...(lines[run.ref.id] ?? {
+          drawn: 0,
+          maxValue: null,
+          lastValue: null,
+          smoothedLast: null,
+          widestBand: null,
+        }),
         points: s ? s.step.length : 0,
         nonFinite: s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0,
         minStep: s && s.step.length ? s.step[0] : null,
@@ -287,7 +346,17 @@ export class Panel {
     this.el.dataset.state = state;
     const logY = this.plot?.scales.y.distr === 3;
     const yMax = this.plot?.scales.y.max ?? null;
-    recordPanel({ key: this.key, state, zoomed: this.zoom !== null, smoothing: this.settings.smoothing, xAxis: this.settings.x, logY, yMax, runs, lines });
+    recordPanel({
+      key: this.key,
+      state,
+      zoomed: this.zoom !== null,
+      smoothing: this.settings.smoothing,
+      xAxis: this.settings.x,
+      logY,
+      yMax,
+      runs,
+      lines,
+    });
   }
 
   /** What uPlot holds for ``line``: its finite values, largest and last, and the smoothed last. */
@@ -303,24 +372,26 @@ export class Panel {
       if (maxValue === null || v > maxValue) maxValue = v;
     }
     let smoothedLast: number | null = null;
-    for (const v of data && line.smooth !== null ? data[line.smooth] : []) if (v !== null && v !== undefined) smoothedLast = v;
+    for (const v of data && line.smooth !== null ? data[line.smooth] : [])
+      if (v !== null && v !== undefined) smoothedLast = v;
     let widestBand: number | null = null;
     if (data && line.band) {
       const [top, bottom] = [data[line.band[0]], data[line.band[1]]];
       for (let i = 0; i < top.length; i++) {
         const [hi, lo] = [top[i], bottom[i]];
-        if (hi !== null && hi !== undefined && lo !== null && lo !== undefined) widestBand = Math.max(widestBand ?? 0, hi - lo);
+        if (hi !== null && hi !== undefined && lo !== null && lo !== undefined)
+          widestBand = Math.max(widestBand ?? 0, hi - lo);
       }
     }
     return { drawn, maxValue, lastValue, smoothedLast, widestBand };
   }
-
 }
 
 /** The y range of the middle 98% of the values drawn (with a margin), or uPlot's own. */
 function robustRange(u: uPlot, min: number, max: number): uPlot.Range.MinMax {
   const values: number[] = [];
-  for (let i = 1; i < u.data.length; i++) for (const v of u.data[i]) if (v !== null && v !== undefined) values.push(v);
+  for (let i = 1; i < u.data.length; i++)
+    for (const v of u.data[i]) if (v !== null && v !== undefined) values.push(v);
   if (values.length < 20) return [min, max];
   values.sort((a, b) => a - b);
   const lo = values[Math.floor(values.length * 0.01)];

@@ -9,9 +9,21 @@ export async function homePage(app: HTMLElement): Promise<void> {
   const lists = await Promise.all(entities.map((e) => projects(e.name)));
   app.append(h("h1", {}, "Projects"));
   entities.forEach((entity, i) => {
-    const items = lists[i].map((p) => h("li", {}, h("a", { href: href(["p", entity.name, p.name]), class: "project" }, p.name), h("span", { class: "muted" }, ` created ${when(p.created_at)}`)));
+    const items = lists[i].map((p) =>
+      h(
+        "li",
+        {},
+        h("a", { href: href(["p", entity.name, p.name]), class: "project" }, p.name),
+        h("span", { class: "muted" }, ` created ${when(p.created_at)}`),
+      ),
+    );
     app.append(
-      h("section", { class: "entity", "data-entity": entity.name }, h("h2", {}, entity.name, h("span", { class: "muted" }, ` ${entity.kind}`)), items.length ? h("ul", {}, ...items) : h("p", { class: "muted" }, "No projects yet.")),
+      h(
+        "section",
+        { class: "entity", "data-entity": entity.name },
+        h("h2", {}, entity.name, h("span", { class: "muted" }, ` ${entity.kind}`)),
+        items.length ? h("ul", {}, ...items) : h("p", { class: "muted" }, "No projects yet."),
+      ),
     );
   });
   window.trackd.runsTableAt = performance.now();

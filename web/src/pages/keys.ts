@@ -5,13 +5,19 @@ import type { Json, Run } from "../api";
 function chartable(v: Json): boolean {
   if (typeof v === "number" || typeof v === "boolean") return true;
   if (v === "NaN" || v === "Infinity" || v === "-Infinity") return true;
-  return v !== null && typeof v === "object" && !Array.isArray(v) && Object.values(v).some((x) => typeof x === "number");
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    Object.values(v).some((x) => typeof x === "number")
+  );
 }
 
 export function metricKeys(runs: Run[]): string[] {
   const keys = new Set<string>();
   for (const run of runs) {
-    for (const [key, v] of Object.entries(run.summary)) if (!key.startsWith("_") && chartable(v)) keys.add(key);
+    for (const [key, v] of Object.entries(run.summary))
+      if (!key.startsWith("_") && chartable(v)) keys.add(key);
   }
   return [...keys].sort();
 }

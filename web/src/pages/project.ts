@@ -14,12 +14,25 @@ import { metricKeys } from "./keys";
 
 const PAGE = 50;
 const LIVE_MS = 2000;
-const DEFAULT_COLUMNS = ["name", "state", "created_at", "duration", "user", "host", "tags", "group", "job_type"];
+const DEFAULT_COLUMNS = [
+  "name",
+  "state",
+  "created_at",
+  "duration",
+  "user",
+  "host",
+  "tags",
+  "group",
+  "job_type",
+];
 
 function queryFrom(params: URLSearchParams): TableQuery {
   return {
     state: params.get("state") ?? "",
-    tags: (params.get("tags") ?? "").split(",").map((t) => t.trim()).filter(Boolean),
+    tags: (params.get("tags") ?? "")
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean),
     group: params.get("group") ?? "",
     search: params.get("q") ?? "",
     where: params.get("where") ?? "",
@@ -27,10 +40,16 @@ function queryFrom(params: URLSearchParams): TableQuery {
   };
 }
 
-export async function projectPage(app: HTMLElement, entity: string, project: string, params: URLSearchParams): Promise<() => void> {
+export async function projectPage(
+  app: HTMLElement,
+  entity: string,
+  project: string,
+  params: URLSearchParams,
+): Promise<() => void> {
   const q = queryFrom(params);
   let offset = Math.max(0, Number(params.get("page") ?? 0) || 0) * PAGE;
-  let selected: string[] | null = params.get("runs") !== null ? (params.get("runs") ?? "").split(",").filter(Boolean) : null;
+  let selected: string[] | null =
+    params.get("runs") !== null ? (params.get("runs") ?? "").split(",").filter(Boolean) : null;
   let groupBy = params.get("by") ?? "";
   let shown: string[] | null = params.get("cols")?.split(",").filter(Boolean) ?? null;
   const known = new Map<string, Run>();
@@ -49,17 +68,38 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
   const drawCompare = () => {
     const runs = (selected ?? []).map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
     const open = compareBox.querySelector("details")?.open ?? false;
-    compareBox.replaceChildren(compareTable(runs, onlyDiffs, open, (on) => {
-      onlyDiffs = on;
-      setParams({ diff: on ? "1" : null });
-      drawCompare();
-    }));
+    compareBox.replaceChildren(
+      compareTable(runs, onlyDiffs, open, (on) => {
+        onlyDiffs = on;
+        setParams({ diff: on ? "1" : null });
+        drawCompare();
+      }),
+    );
   };
-  app.append(h("h1", {}, h("a", { href: href([]) }, entity), " / ", project), filterBar(q, apply), groupBox, chooser, problem, tableBox, pager, compareBox, h("h2", {}, "Charts"), chartsBox);
+  app.append(
+    h("h1", {}, h("a", { href: href([]) }, entity), " / ", project),
+    filterBar(q, apply),
+    groupBox,
+    chooser,
+    problem,
+    tableBox,
+    pager,
+    compareBox,
+    h("h2", {}, "Charts"),
+    chartsBox,
+  );
 
   function apply(): void {
     offset = 0;
-    setParams({ state: q.state, tags: q.tags.join(","), group: q.group, q: q.search, where: q.where, sort: q.order === "-created_at" ? null : q.order, page: null });
+    setParams({
+      state: q.state,
+      tags: q.tags.join(","),
+      group: q.group,
+      q: q.search,
+      where: q.where,
+      sort: q.order === "-created_at" ? null : q.order,
+      page: null,
+    });
     void loadTable();
   }
 
@@ -76,7 +116,10 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     try {
       const answer = await api.runs(entity, project, { filters, order: q.order, limit: PAGE, offset });
       // until the server pages (answer.total), it answers every matching run: page here
-      page = answer.total === undefined ? inBrowser(answer.runs, q, offset, PAGE) : { runs: inBrowser(answer.runs, { ...q, order: "" }, 0, PAGE).runs, total: answer.total };
+      page =
+        answer.total === undefined
+          ? inBrowser(answer.runs, q, offset, PAGE)
+          : { runs: inBrowser(answer.runs, { ...q, order: "" }, 0, PAGE).runs, total: answer.total };
     } catch (err) {
       if (first) throw err; // a project the key may not see: the page is the error alone
       problem.textContent = (err as Error).message;
@@ -98,22 +141,30 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     shownTotal = total;
     const columns = allColumns([...known.values()]);
     const visible = shown ?? DEFAULT_COLUMNS;
-    const chosen = visible.map((id) => columns.find(([c]) => c === id)).filter((c): c is [string, string] => c !== undefined);
-    chooser.replaceChildren(chooser.firstChild as Node, columnChooser(columns, visible, (next) => {
-      shown = next;
-      setParams({ cols: next.join(",") });
-      drawTable(total);
-    }));
-    groupBox.replaceChildren(groupChooser(columns, groupBy, (by) => {
-      groupBy = by;
-      setParams({ by });
-      drawTable(total);
-      void loadCharts(); // grouped rows chart as groups
-    }));
+    const chosen = visible
+      .map((id) => columns.find(([c]) => c === id))
+      .filter((c): c is [string, string] => c !== undefined);
+    chooser.replaceChildren(
+      chooser.firstChild as Node,
+      columnChooser(columns, visible, (next) => {
+        shown = next;
+        setParams({ cols: next.join(",") });
+        drawTable(total);
+      }),
+    );
+    groupBox.replaceChildren(
+      groupChooser(columns, groupBy, (by) => {
+        groupBy = by;
+        setParams({ by });
+        drawTable(total);
+        void loadCharts(); // grouped rows chart as groups
+      }),
+    );
     const sel = selected ?? [];
     sel.forEach((id) => known.has(id) && lineColor(known.get(id) as Run));
     const focused = document.activeElement?.closest("#runs-table tr[data-run]") as HTMLElement | null;
-    const inside = focused && document.activeElement !== focused ? document.activeElement?.getAttribute("type") : null;
+    const inside =
+      focused && document.activeElement !== focused ? document.activeElement?.getAttribute("type") : null;
     tableBox.replaceChildren(
       runsTable(pageRuns, {
         columns: chosen,
@@ -135,7 +186,9 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     );
     if (focused) {
       // a redraw (a tick, a live update) keeps the keyboard where it was
-      const again = tableBox.querySelector<HTMLElement>(`tr[data-run="${CSS.escape(focused.dataset.run ?? "")}"]`);
+      const again = tableBox.querySelector<HTMLElement>(
+        `tr[data-run="${CSS.escape(focused.dataset.run ?? "")}"]`,
+      );
       (inside === "checkbox" ? again?.querySelector<HTMLElement>("input[type=checkbox]") : again)?.focus();
     }
     tableBox.dataset.total = String(total);
@@ -150,7 +203,11 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     const next = h("button", { type: "button", disabled: at + 1 >= pages }, "next ›");
     prev.addEventListener("click", () => step(-1));
     next.addEventListener("click", () => step(1));
-    pager.replaceChildren(prev, h("span", { id: "runs-count" }, `${total} runs · page ${at + 1} of ${pages}`), next);
+    pager.replaceChildren(
+      prev,
+      h("span", { id: "runs-count" }, `${total} runs · page ${at + 1} of ${pages}`),
+      next,
+    );
   }
 
   async function loadCharts(): Promise<void> {
@@ -165,13 +222,21 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
     if (id === chartedKey) return; // same runs and keys: the panels keep their zoom
     chartedKey = id;
     grid?.destroy();
-    const line = (r: Run) => ({ ref: r, label: r.name, group: groupBy ? groupOf(r) : null, color: lineColor(r) });
+    const line = (r: Run) => ({
+      ref: r,
+      label: r.name,
+      group: groupBy ? groupOf(r) : null,
+      color: lineColor(r),
+    });
     grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
     chartsBox.replaceChildren(grid.el);
   }
 
   async function live(): Promise<void> {
-    const running = [...known.values()].filter((r) => r.state === "running" && (pageRuns.some((p) => p.id === r.id) || (selected ?? []).includes(r.id)));
+    const running = [...known.values()].filter(
+      (r) =>
+        r.state === "running" && (pageRuns.some((p) => p.id === r.id) || (selected ?? []).includes(r.id)),
+    );
     if (!running.length) return;
     const fresh = await Promise.all(running.map((r) => api.run(entity, project, r.id).catch(() => null)));
     fresh.forEach((r) => r && known.set(r.id, r));
@@ -192,13 +257,40 @@ export async function projectPage(app: HTMLElement, entity: string, project: str
 }
 
 function filterBar(q: TableQuery, apply: () => void): HTMLElement {
-  const state = h("select", { name: "state", "aria-label": "state" }, ...["", "running", "finished", "failed", "crashed"].map((s) => h("option", { value: s, selected: s === q.state }, s || "any state")));
+  const state = h(
+    "select",
+    { name: "state", "aria-label": "state" },
+    ...["", "running", "finished", "failed", "crashed"].map((s) =>
+      h("option", { value: s, selected: s === q.state }, s || "any state"),
+    ),
+  );
   const search = h("input", { type: "search", name: "search", placeholder: "name", value: q.search });
-  const tags = h("input", { type: "text", name: "tags", placeholder: "tags (any of a, b)", value: q.tags.join(", ") });
+  const tags = h("input", {
+    type: "text",
+    name: "tags",
+    placeholder: "tags (any of a, b)",
+    value: q.tags.join(", "),
+  });
   const group = h("input", { type: "text", name: "group", placeholder: "group", value: q.group });
-  const where = h("input", { type: "text", name: "where", placeholder: "lr > 0.01, summary.loss < 0.5", value: q.where, size: 30 });
+  const where = h("input", {
+    type: "text",
+    name: "where",
+    placeholder: "lr > 0.01, summary.loss < 0.5",
+    value: q.where,
+    size: 30,
+  });
   const problem = h("span", { class: "error" });
-  const form = h("form", { class: "filters", id: "filters" }, state, search, tags, group, where, h("button", { type: "submit" }, "Filter"), problem);
+  const form = h(
+    "form",
+    { class: "filters", id: "filters" },
+    state,
+    search,
+    tags,
+    group,
+    where,
+    h("button", { type: "submit" }, "Filter"),
+    problem,
+  );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     try {
@@ -211,7 +303,10 @@ function filterBar(q: TableQuery, apply: () => void): HTMLElement {
     Object.assign(q, {
       state: state.value,
       search: search.value.trim(),
-      tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+      tags: tags.value
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean),
       group: group.value.trim(),
       where: where.value.trim(),
     });
@@ -221,21 +316,46 @@ function filterBar(q: TableQuery, apply: () => void): HTMLElement {
   return form;
 }
 
-function columnChooser(columns: [string, string][], visible: string[], change: (next: string[]) => void): HTMLElement {
+function columnChooser(
+  columns: [string, string][],
+  visible: string[],
+  change: (next: string[]) => void,
+): HTMLElement {
   const box = h("div", { class: "column-list" });
   for (const [id, label] of columns) {
     const input = h("input", { type: "checkbox", name: "column", value: id, checked: visible.includes(id) });
-    input.addEventListener("change", () => change(input.checked ? [...visible, id] : visible.filter((c) => c !== id)));
+    input.addEventListener("change", () =>
+      change(input.checked ? [...visible, id] : visible.filter((c) => c !== id)),
+    );
     const kind = id.startsWith("config.") ? "config " : id.startsWith("summary.") ? "summary " : "";
     box.append(h("label", {}, input, ` ${kind}${label}`));
   }
   return box;
 }
 
-
-function groupChooser(columns: [string, string][], current: string, change: (by: string) => void): HTMLElement {
-  const options = [["", "nothing"], ["group", "group"], ["job_type", "job type"], ["state", "state"], ...columns.filter(([id]) => id.startsWith("config."))];
-  const select = h("select", { name: "group-by", "aria-label": "group rows by" }, ...options.map(([id, label]) => h("option", { value: id, selected: id === current }, id.startsWith("config.") ? `config ${label}` : label)));
+function groupChooser(
+  columns: [string, string][],
+  current: string,
+  change: (by: string) => void,
+): HTMLElement {
+  const options = [
+    ["", "nothing"],
+    ["group", "group"],
+    ["job_type", "job type"],
+    ["state", "state"],
+    ...columns.filter(([id]) => id.startsWith("config.")),
+  ];
+  const select = h(
+    "select",
+    { name: "group-by", "aria-label": "group rows by" },
+    ...options.map(([id, label]) =>
+      h(
+        "option",
+        { value: id, selected: id === current },
+        id.startsWith("config.") ? `config ${label}` : label,
+      ),
+    ),
+  );
   select.addEventListener("change", () => change(select.value));
   return h("label", {}, "group rows by ", select);
 }

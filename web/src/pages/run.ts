@@ -11,7 +11,11 @@ import { metricKeys } from "./keys";
 const LIVE_MS = 2000;
 
 function table(id: string, rows: [string, Node | string][]): HTMLElement {
-  return h("table", { class: "kv", id }, h("tbody", {}, ...rows.map(([k, v]) => h("tr", { "data-key": k }, h("th", {}, k), h("td", {}, v)))));
+  return h(
+    "table",
+    { class: "kv", id },
+    h("tbody", {}, ...rows.map(([k, v]) => h("tr", { "data-key": k }, h("th", {}, k), h("td", {}, v)))),
+  );
 }
 
 function overview(run: Run): HTMLElement {
@@ -34,7 +38,12 @@ function overview(run: Run): HTMLElement {
 
 function values(id: string, obj: Record<string, Json>): HTMLElement {
   const flat = Object.entries(flatten(obj)).filter(([k]) => !k.startsWith("_"));
-  return flat.length ? table(id, flat.map(([k, v]) => [k, value(v)])) : h("p", { class: "muted", id }, "none");
+  return flat.length
+    ? table(
+        id,
+        flat.map(([k, v]) => [k, value(v)]),
+      )
+    : h("p", { class: "muted", id }, "none");
 }
 
 function filesList(run: Run, files: api.RunFile[]): HTMLElement {
@@ -42,12 +51,24 @@ function filesList(run: Run, files: api.RunFile[]): HTMLElement {
   const rows = files.map((f) => {
     const get = h("button", { type: "button", class: "download", "data-file": f.name }, "download");
     get.addEventListener("click", () => void api.download(run.entity, run.project, run.id, f.name));
-    return h("tr", {}, h("td", {}, f.name), h("td", { class: "num" }, `${f.size} B`), h("td", {}, when(f.updated)), h("td", {}, get));
+    return h(
+      "tr",
+      {},
+      h("td", {}, f.name),
+      h("td", { class: "num" }, `${f.size} B`),
+      h("td", {}, when(f.updated)),
+      h("td", {}, get),
+    );
   });
   return h("table", { class: "files", id: "files" }, h("tbody", {}, ...rows));
 }
 
-export async function runPage(app: HTMLElement, entity: string, project: string, id: string): Promise<() => void> {
+export async function runPage(
+  app: HTMLElement,
+  entity: string,
+  project: string,
+  id: string,
+): Promise<() => void> {
   let run = await api.run(entity, project, id);
   const files = await api.files(entity, project, id);
   const top = h("div", { class: "run-top" });
@@ -58,7 +79,15 @@ export async function runPage(app: HTMLElement, entity: string, project: string,
       h("section", {}, h("h2", {}, "Summary"), values("summary", run.summary)),
     );
   draw();
-  const title = h("h1", {}, h("a", { href: href([]) }, entity), " / ", h("a", { href: href(["p", entity, project]) }, project), " / ", run.name);
+  const title = h(
+    "h1",
+    {},
+    h("a", { href: href([]) }, entity),
+    " / ",
+    h("a", { href: href(["p", entity, project]) }, project),
+    " / ",
+    run.name,
+  );
   const chartsBox = h("div");
   let grid: ChartGrid | null = null;
   let keys = "";
@@ -67,7 +96,11 @@ export async function runPage(app: HTMLElement, entity: string, project: string,
     if (now.join("\n") === keys) return; // same keys: the panels keep their zoom
     keys = now.join("\n");
     grid?.destroy();
-    grid = new ChartGrid(now, [{ ref: run, label: run.name, color: colorOf(run.id) }], settingsFrom(current().params));
+    grid = new ChartGrid(
+      now,
+      [{ ref: run, label: run.name, color: colorOf(run.id) }],
+      settingsFrom(current().params),
+    );
     chartsBox.replaceChildren(grid.el);
   };
   chart();

@@ -4,7 +4,14 @@ import { h } from "../dom";
 import { signIn } from "../session";
 
 export function signInPage(done: () => void): HTMLElement {
-  const key = h("input", { type: "password", name: "api-key", id: "api-key", autocomplete: "off", required: true, placeholder: "trk_..." });
+  const key = h("input", {
+    type: "password",
+    name: "api-key",
+    id: "api-key",
+    autocomplete: "off",
+    required: true,
+    placeholder: "trk_...",
+  });
   const problem = h("p", { class: "error", role: "alert" });
   const form = h(
     "form",
@@ -14,7 +21,13 @@ export function signInPage(done: () => void): HTMLElement {
     key,
     h("button", { type: "submit" }, "Sign in"),
     problem,
-    h("p", { class: "muted" }, "Your key stays in this browser tab and is sent only to this server. An admin makes one with ", h("code", {}, "trackd server --create-key USER"), "."),
+    h(
+      "p",
+      { class: "muted" },
+      "Your key stays in this browser tab and is sent only to this server. An admin makes one with ",
+      h("code", {}, "trackd server --create-key USER"),
+      ".",
+    ),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -12,7 +12,15 @@ export interface TableQuery {
   order: string; // "-created_at", "+config.lr"
 }
 
-const OPS: Record<string, string> = { ">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte", "=": "$eq", "==": "$eq", "!=": "$ne" };
+const OPS: Record<string, string> = {
+  ">": "$gt",
+  ">=": "$gte",
+  "<": "$lt",
+  "<=": "$lte",
+  "=": "$eq",
+  "==": "$eq",
+  "!=": "$ne",
+};
 const CONDITION = /^\s*([^\s<>=!]+)\s*(>=|<=|!=|==|=|>|<)\s*(.+?)\s*$/;
 
 function literal(text: string): Json {
@@ -27,7 +35,10 @@ export function parseWhere(text: string): Record<string, Record<string, Json>> {
   for (const part of text.split(/,|\band\b/)) {
     if (!part.trim()) continue;
     const m = CONDITION.exec(part);
-    if (!m) throw new Error(`cannot read the condition "${part.trim()}"; write e.g. lr > 0.01 or summary.loss <= 0.5`);
+    if (!m)
+      throw new Error(
+        `cannot read the condition "${part.trim()}"; write e.g. lr > 0.01 or summary.loss <= 0.5`,
+      );
     const field = /^(config|summary)\./.test(m[1]) ? m[1] : `config.${m[1]}`;
     out[field] = { ...(out[field] ?? {}), [OPS[m[2]]]: literal(m[3]) };
   }
@@ -59,9 +70,16 @@ function compare(a: Json | undefined, b: Json | undefined): number {
 }
 
 /** What the server does once it pages: search, sort (missing values last), one page. */
-export function inBrowser(runs: Run[], q: TableQuery, offset: number, limit: number): { runs: Run[]; total: number } {
+export function inBrowser(
+  runs: Run[],
+  q: TableQuery,
+  offset: number,
+  limit: number,
+): { runs: Run[]; total: number } {
   const needle = q.search.toLowerCase();
-  let found = needle ? runs.filter((r) => r.name.toLowerCase().includes(needle) || r.id.includes(needle)) : runs;
+  let found = needle
+    ? runs.filter((r) => r.name.toLowerCase().includes(needle) || r.id.includes(needle))
+    : runs;
   const desc = q.order.startsWith("-");
   const column = q.order.replace(/^[-+]/, "");
   found = [...found].sort((a, b) => {

@@ -26,7 +26,11 @@ export function allColumns(runs: Run[]): [string, string][] {
     Object.keys(flatten(run.config)).forEach((k) => config.add(k));
     Object.keys(flatten(run.summary)).forEach((k) => !k.startsWith("_") && summary.add(k));
   }
-  return [...BASE_COLUMNS, ...[...config].sort().map((k): [string, string] => [`config.${k}`, k]), ...[...summary].sort().map((k): [string, string] => [`summary.${k}`, k])];
+  return [
+    ...BASE_COLUMNS,
+    ...[...config].sort().map((k): [string, string] => [`config.${k}`, k]),
+    ...[...summary].sort().map((k): [string, string] => [`summary.${k}`, k]),
+  ];
 }
 
 export interface TableView {
@@ -68,8 +72,15 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
   for (const [id, label] of view.columns) {
     const sorted = view.order.replace(/^[-+]/, "") === id;
     const dir = sorted ? (view.order.startsWith("-") ? "descending" : "ascending") : "none";
-    const button = h("button", { type: "button", class: "sort", "data-sort": id }, label, sorted ? (dir === "descending" ? " ▼" : " ▲") : "");
-    button.addEventListener("click", () => view.onSort(sorted && !view.order.startsWith("-") ? `-${id}` : `+${id}`));
+    const button = h(
+      "button",
+      { type: "button", class: "sort", "data-sort": id },
+      label,
+      sorted ? (dir === "descending" ? " ▼" : " ▲") : "",
+    );
+    button.addEventListener("click", () =>
+      view.onSort(sorted && !view.order.startsWith("-") ? `-${id}` : `+${id}`),
+    );
     const group = id.startsWith("config.") ? "config" : id.startsWith("summary.") ? "summary" : "";
     head.append(h("th", { "aria-sort": dir, class: group, title: id }, button));
   }
@@ -78,7 +89,13 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
   for (const [name, members] of groups) {
     if (name !== null) {
       const label = `${view.groupBy.replace(/^(config|summary)\./, "")} = ${name} · ${members.length} run${members.length === 1 ? "" : "s"}`;
-      body.append(h("tr", { class: "group-row", "data-group": name }, h("th", { colspan: view.columns.length + 1 }, label)));
+      body.append(
+        h(
+          "tr",
+          { class: "group-row", "data-group": name },
+          h("th", { colspan: view.columns.length + 1 }, label),
+        ),
+      );
     }
     for (const run of members) body.append(row(run, view));
   }
@@ -91,7 +108,11 @@ function row(run: Run, view: TableView): HTMLElement {
   const box = h("input", { type: "checkbox", "aria-label": `chart ${run.name}`, checked: on });
   box.addEventListener("change", () => view.onSelect(run.id, box.checked));
   const swatch = h("i", { class: "swatch", style: on ? `background:${view.colorOf(run)}` : "" });
-  const tr = h("tr", { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 }, h("td", { class: "select" }, box, swatch));
+  const tr = h(
+    "tr",
+    { "data-run": run.id, "data-state": run.state, class: on ? "selected" : "", tabindex: 0 },
+    h("td", { class: "select" }, box, swatch),
+  );
   for (const [id] of view.columns) tr.append(cell(run, id));
   return tr;
 }
@@ -107,7 +128,12 @@ function runRow(from: Element | null, forward: boolean): HTMLElement | null {
 function keys(event: KeyboardEvent): void {
   const row = (event.target as HTMLElement).closest("tr");
   if (!row || (event.target instanceof HTMLInputElement && event.key === " ")) return;
-  const move = { ArrowDown: runRow(row, true), j: runRow(row, true), ArrowUp: runRow(row, false), k: runRow(row, false) }[event.key];
+  const move = {
+    ArrowDown: runRow(row, true),
+    j: runRow(row, true),
+    ArrowUp: runRow(row, false),
+    k: runRow(row, false),
+  }[event.key];
   if (move !== undefined) {
     event.preventDefault();
     (move as HTMLElement | null)?.focus();
