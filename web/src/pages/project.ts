@@ -1,14 +1,16 @@
-// A project: the runs table (filter, sort, columns, pages, selection) and charts of the
-// selected runs, kept live while any of them runs.
+// A project: the runs table (filter, sort, columns, groups, pages, selection), the selected
+// runs compared side by side, and their charts, kept live while any of them runs.
 import * as api from "../api";
 import type { Run } from "../api";
 import { colorOf } from "../charts/colors";
 import { ChartGrid, settingsFrom } from "../charts/grid";
+import type { ChartRun } from "../charts/panel";
 import { h } from "../dom";
-import { current, href, setParams } from "../route";
-import { field, inBrowser, parseWhere, serverFilters, type TableQuery } from "../runs/query";
 import { value } from "../format";
+import { current, href, setParams } from "../route";
 import { compareTable } from "../runs/compare";
+import { columnChooser, filterBar, groupChooser } from "../runs/controls";
+import { field, inBrowser, serverFilters, type TableQuery } from "../runs/query";
 import { allColumns, runsTable } from "../runs/table";
 import { metricKeys } from "./keys";
 
@@ -40,322 +42,254 @@ function queryFrom(params: URLSearchParams): TableQuery {
   };
 }
 
-export async function projectPage(
-  app: HTMLElement,
-  entity: string,
-  project: string,
-  params: URLSearchParams,
-): Promise<() => void> {
-  const q = queryFrom(params);
-  let offset = Math.max(0, Number(params.get("page") ?? 0) || 0) * PAGE;
-  let selected: string[] | null =
-    params.get("runs") !== null ? (params.get("runs") ?? "").split(",").filter(Boolean) : null;
-  let groupBy = params.get("by") ?? "";
-  let shown: string[] | null = params.get("cols")?.split(",").filter(Boolean) ?? null;
-  const known = new Map<string, Run>();
-  let pageRuns: Run[] = [];
-  let grid: ChartGrid | null = null;
-  let chartedKey = "";
+const list = (text: string | null): string[] | null =>
+  text === null ? null : text.split(",").filter(Boolean);
 
-  const problem = h("p", { class: "error", role: "alert" });
-  const tableBox = h("div", { class: "table-box" });
-  const pager = h("nav", { class: "pager", "aria-label": "pages" });
-  const chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
-  const groupBox = h("span", { class: "group-by" });
-  const chartsBox = h("div");
-  const compareBox = h("div");
-  let onlyDiffs = params.get("diff") === "1";
-  const drawCompare = () => {
-    const runs = (selected ?? []).map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
-    const open = compareBox.querySelector("details")?.open ?? false;
-    compareBox.replaceChildren(
-      compareTable(runs, onlyDiffs, open, (on) => {
-        onlyDiffs = on;
-        setParams({ diff: on ? "1" : null });
-        drawCompare();
-      }),
-    );
-  };
-  app.append(
-    h("h1", {}, h("a", { href: href([]) }, entity), " / ", project),
-    filterBar(q, apply),
-    groupBox,
-    chooser,
-    problem,
-    tableBox,
-    pager,
-    compareBox,
-    h("h2", {}, "Charts"),
-    chartsBox,
-  );
+class ProjectView {
+  // the view's state; each part is also in the address
+  private readonly q: TableQuery;
+  private offset: number;
+  private selected: string[] | null; // null: none chosen yet (the first runs are)
+  private groupBy: string;
+  private shown: string[] | null; // visible columns (null: the default ones)
+  private onlyDiffs: boolean;
+  // what the page holds
+  private readonly known = new Map<string, Run>();
+  private pageRuns: Run[] = [];
+  private total = 0;
+  private grid: ChartGrid | null = null;
+  private charted = "";
+  private timer = 0;
+  // where it goes
+  private readonly problem = h("p", { class: "error", role: "alert" });
+  private readonly tableBox = h("div", { class: "table-box" });
+  private readonly pager = h("nav", { class: "pager", "aria-label": "pages" });
+  private readonly chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
+  private readonly groupBox = h("span", { class: "group-by" });
+  private readonly compareBox = h("div");
+  private readonly chartsBox = h("div");
 
-  function apply(): void {
-    offset = 0;
+  constructor(
+    private readonly entity: string,
+    private readonly project: string,
+    params: URLSearchParams,
+  ) {
+    this.q = queryFrom(params);
+    this.offset = Math.max(0, Number(params.get("page") ?? 0) || 0) * PAGE;
+    this.selected = list(params.get("runs"));
+    this.groupBy = params.get("by") ?? "";
+    this.shown = list(params.get("cols"));
+    this.onlyDiffs = params.get("diff") === "1";
+  }
+
+  async open(app: HTMLElement): Promise<() => void> {
+    const title = h("h1", {}, h("a", { href: href([]) }, this.entity), " / ", this.project);
+    const filters = filterBar(this.q, () => this.apply());
+    app.append(title, filters, this.groupBox, this.chooser, this.problem, this.tableBox, this.pager);
+    app.append(this.compareBox, h("h2", {}, "Charts"), this.chartsBox);
+    await this.loadTable(true);
+    this.timer = window.setInterval(() => void this.live(), LIVE_MS);
+    return () => {
+      clearInterval(this.timer);
+      this.grid?.destroy();
+    };
+  }
+
+  /** The filters or the sort changed: back to the first page. */
+  private apply(): void {
+    const q = this.q;
+    this.offset = 0;
+    const sort = q.order === "-created_at" ? null : q.order;
     setParams({
       state: q.state,
       tags: q.tags.join(","),
       group: q.group,
       q: q.search,
       where: q.where,
-      sort: q.order === "-created_at" ? null : q.order,
+      sort,
       page: null,
     });
-    void loadTable();
+    void this.loadTable();
   }
 
-  async function loadTable(first = false): Promise<void> {
-    problem.textContent = "";
-    let filters: object;
+  private async loadTable(first = false): Promise<void> {
+    this.problem.textContent = "";
     try {
-      filters = serverFilters(q);
-    } catch (err) {
-      problem.textContent = (err as Error).message;
-      return;
-    }
-    let page: { runs: Run[]; total: number };
-    try {
-      const answer = await api.runs(entity, project, { filters, order: q.order, limit: PAGE, offset });
+      const filters = serverFilters(this.q);
+      const order = this.q.order;
+      const answer = await api.runs(this.entity, this.project, {
+        filters,
+        order,
+        limit: PAGE,
+        offset: this.offset,
+      });
       // until the server pages (answer.total), it answers every matching run: page here
-      page =
+      const page =
         answer.total === undefined
-          ? inBrowser(answer.runs, q, offset, PAGE)
-          : { runs: inBrowser(answer.runs, { ...q, order: "" }, 0, PAGE).runs, total: answer.total };
+          ? inBrowser(answer.runs, this.q, this.offset, PAGE)
+          : { runs: inBrowser(answer.runs, { ...this.q, order: "" }, 0, PAGE).runs, total: answer.total };
+      this.pageRuns = page.runs;
+      this.total = page.total;
     } catch (err) {
       if (first) throw err; // a project the key may not see: the page is the error alone
-      problem.textContent = (err as Error).message;
+      this.problem.textContent = (err as Error).message;
       return;
     }
-    pageRuns = page.runs;
-    pageRuns.forEach((r) => known.set(r.id, r));
-    if (selected === null) selected = pageRuns.slice(0, 5).map((r) => r.id);
-    drawTable(page.total);
-    if (window.trackd.runsTableAt === null) window.trackd.runsTableAt = performance.now();
-    void loadCharts();
+    this.pageRuns.forEach((r) => this.known.set(r.id, r));
+    this.selected ??= this.pageRuns.slice(0, 5).map((r) => r.id);
+    this.drawTable();
+    window.trackd.runsTableAt ??= performance.now();
+    void this.loadCharts();
   }
 
   // with rows grouped, the charts draw a line per group, in the group's colour
-  const groupOf = (r: Run) => value(field(r, groupBy)) || "(none)";
-  const lineColor = (r: Run) => (groupBy ? colorOf(`group:${groupOf(r)}`) : colorOf(r.id));
-  let shownTotal = 0;
-  function drawTable(total: number): void {
-    shownTotal = total;
-    const columns = allColumns([...known.values()]);
-    const visible = shown ?? DEFAULT_COLUMNS;
+  private groupOf(run: Run): string {
+    return value(field(run, this.groupBy)) || "(none)";
+  }
+
+  private lineColor(run: Run): string {
+    return this.groupBy ? colorOf(`group:${this.groupOf(run)}`) : colorOf(run.id);
+  }
+
+  private drawTable(): void {
+    const columns = allColumns([...this.known.values()]);
+    this.drawControls(columns);
+    const visible = this.shown ?? DEFAULT_COLUMNS;
     const chosen = visible
       .map((id) => columns.find(([c]) => c === id))
       .filter((c): c is [string, string] => c !== undefined);
-    chooser.replaceChildren(
-      chooser.firstChild as Node,
-      columnChooser(columns, visible, (next) => {
-        shown = next;
-        setParams({ cols: next.join(",") });
-        drawTable(total);
-      }),
-    );
-    groupBox.replaceChildren(
-      groupChooser(columns, groupBy, (by) => {
-        groupBy = by;
-        setParams({ by });
-        drawTable(total);
-        void loadCharts(); // grouped rows chart as groups
-      }),
-    );
-    const sel = selected ?? [];
-    sel.forEach((id) => known.has(id) && lineColor(known.get(id) as Run));
-    const focused = document.activeElement?.closest("#runs-table tr[data-run]") as HTMLElement | null;
-    const inside =
-      focused && document.activeElement !== focused ? document.activeElement?.getAttribute("type") : null;
-    tableBox.replaceChildren(
-      runsTable(pageRuns, {
-        columns: chosen,
-        groupBy,
-        colorOf: lineColor,
-        order: q.order,
-        selected: sel,
-        onSort: (order) => {
-          q.order = order;
-          apply();
-        },
-        onSelect: (id, on) => {
-          selected = on ? [...sel.filter((s) => s !== id), id] : sel.filter((s) => s !== id);
-          setParams({ runs: selected.join(",") });
-          drawTable(total);
-          void loadCharts();
-        },
-      }),
-    );
-    if (focused) {
-      // a redraw (a tick, a live update) keeps the keyboard where it was
-      const again = tableBox.querySelector<HTMLElement>(
-        `tr[data-run="${CSS.escape(focused.dataset.run ?? "")}"]`,
-      );
-      (inside === "checkbox" ? again?.querySelector<HTMLElement>("input[type=checkbox]") : again)?.focus();
-    }
-    tableBox.dataset.total = String(total);
-    const pages = Math.max(1, Math.ceil(total / PAGE));
-    const at = Math.floor(offset / PAGE);
+    const selected = this.selected ?? [];
+    selected.forEach((id) => this.known.has(id) && this.lineColor(this.known.get(id) as Run));
+    const table = runsTable(this.pageRuns, {
+      columns: chosen,
+      groupBy: this.groupBy,
+      colorOf: (run) => this.lineColor(run),
+      order: this.q.order,
+      selected,
+      onSort: (order) => {
+        this.q.order = order;
+        this.apply();
+      },
+      onSelect: (id, on) => this.select(id, on),
+    });
+    keepFocus(this.tableBox, () => this.tableBox.replaceChildren(table));
+    this.tableBox.dataset.total = String(this.total);
+    this.drawPager();
+  }
+
+  private drawControls(columns: [string, string][]): void {
+    const visible = this.shown ?? DEFAULT_COLUMNS;
+    const pick = columnChooser(columns, visible, (next) => {
+      this.shown = next;
+      setParams({ cols: next.join(",") });
+      this.drawTable();
+    });
+    this.chooser.replaceChildren(this.chooser.firstChild as Node, pick);
+    const by = groupChooser(columns, this.groupBy, (groupBy) => {
+      this.groupBy = groupBy;
+      setParams({ by: groupBy });
+      this.drawTable();
+      void this.loadCharts(); // grouped rows chart as groups
+    });
+    this.groupBox.replaceChildren(by);
+  }
+
+  private select(id: string, on: boolean): void {
+    const rest = (this.selected ?? []).filter((s) => s !== id);
+    this.selected = on ? [...rest, id] : rest;
+    setParams({ runs: this.selected.join(",") });
+    this.drawTable();
+    void this.loadCharts();
+  }
+
+  private drawPager(): void {
+    const pages = Math.max(1, Math.ceil(this.total / PAGE));
+    const at = Math.floor(this.offset / PAGE);
     const step = (by: number) => {
-      offset = (at + by) * PAGE;
+      this.offset = (at + by) * PAGE;
       setParams({ page: at + by ? String(at + by) : null });
-      void loadTable();
+      void this.loadTable();
     };
     const prev = h("button", { type: "button", disabled: at === 0 }, "‹ previous");
     const next = h("button", { type: "button", disabled: at + 1 >= pages }, "next ›");
     prev.addEventListener("click", () => step(-1));
     next.addEventListener("click", () => step(1));
-    pager.replaceChildren(
-      prev,
-      h("span", { id: "runs-count" }, `${total} runs · page ${at + 1} of ${pages}`),
-      next,
-    );
+    const count = h("span", { id: "runs-count" }, `${this.total} runs · page ${at + 1} of ${pages}`);
+    this.pager.replaceChildren(prev, count, next);
   }
 
-  async function loadCharts(): Promise<void> {
-    const ids = selected ?? [];
-    const missing = ids.filter((id) => !known.has(id));
-    const found = await Promise.all(missing.map((id) => api.run(entity, project, id).catch(() => null)));
-    found.forEach((r) => r && known.set(r.id, r));
-    const runs = ids.map((id) => known.get(id)).filter((r): r is Run => r !== undefined);
-    drawCompare();
+  private selectedRuns(): Run[] {
+    return (this.selected ?? []).map((id) => this.known.get(id)).filter((r): r is Run => r !== undefined);
+  }
+
+  private drawCompare(): void {
+    const open = this.compareBox.querySelector("details")?.open ?? false;
+    const table = compareTable(this.selectedRuns(), this.onlyDiffs, open, (on) => {
+      this.onlyDiffs = on;
+      setParams({ diff: on ? "1" : null });
+      this.drawCompare();
+    });
+    this.compareBox.replaceChildren(table);
+  }
+
+  /** Charts of the selected runs (the selected runs not on this page fetched first). */
+  private async loadCharts(): Promise<void> {
+    const missing = (this.selected ?? []).filter((id) => !this.known.has(id));
+    const found = await Promise.all(
+      missing.map((id) => api.run(this.entity, this.project, id).catch(() => null)),
+    );
+    found.forEach((r) => r && this.known.set(r.id, r));
+    const runs = this.selectedRuns();
+    this.drawCompare();
     const keys = metricKeys(runs);
-    const id = JSON.stringify([ids, keys, groupBy]);
-    if (id === chartedKey) return; // same runs and keys: the panels keep their zoom
-    chartedKey = id;
-    grid?.destroy();
-    const line = (r: Run) => ({
+    const id = JSON.stringify([runs.map((r) => r.id), keys, this.groupBy]);
+    if (id === this.charted) return; // same runs and keys: the panels keep their zoom
+    this.charted = id;
+    this.grid?.destroy();
+    const line = (r: Run): ChartRun => ({
       ref: r,
       label: r.name,
-      group: groupBy ? groupOf(r) : null,
-      color: lineColor(r),
+      group: this.groupBy ? this.groupOf(r) : null,
+      color: this.lineColor(r),
     });
-    grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
-    chartsBox.replaceChildren(grid.el);
+    this.grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
+    this.chartsBox.replaceChildren(this.grid.el);
   }
 
-  async function live(): Promise<void> {
-    const running = [...known.values()].filter(
-      (r) =>
-        r.state === "running" && (pageRuns.some((p) => p.id === r.id) || (selected ?? []).includes(r.id)),
-    );
+  /** Every 2 s: the running runs shown, their rows and their new points. */
+  private async live(): Promise<void> {
+    const selected = this.selected ?? [];
+    const shown = (r: Run) => this.pageRuns.some((p) => p.id === r.id) || selected.includes(r.id);
+    const running = [...this.known.values()].filter((r) => r.state === "running" && shown(r));
     if (!running.length) return;
-    const fresh = await Promise.all(running.map((r) => api.run(entity, project, r.id).catch(() => null)));
-    fresh.forEach((r) => r && known.set(r.id, r));
-    const charted = running.filter((r) => (selected ?? []).includes(r.id));
-    await grid?.poll(charted);
-    // only the running runs' rows change: no list request (a project may hold 10,000 runs)
-    pageRuns = pageRuns.map((r) => known.get(r.id) ?? r);
-    drawTable(shownTotal);
-    void loadCharts(); // a key logged for the first time gets its panel
-  }
-
-  await loadTable(true);
-  const timer = setInterval(() => void live(), LIVE_MS);
-  return () => {
-    clearInterval(timer);
-    grid?.destroy();
-  };
-}
-
-function filterBar(q: TableQuery, apply: () => void): HTMLElement {
-  const state = h(
-    "select",
-    { name: "state", "aria-label": "state" },
-    ...["", "running", "finished", "failed", "crashed"].map((s) =>
-      h("option", { value: s, selected: s === q.state }, s || "any state"),
-    ),
-  );
-  const search = h("input", { type: "search", name: "search", placeholder: "name", value: q.search });
-  const tags = h("input", {
-    type: "text",
-    name: "tags",
-    placeholder: "tags (any of a, b)",
-    value: q.tags.join(", "),
-  });
-  const group = h("input", { type: "text", name: "group", placeholder: "group", value: q.group });
-  const where = h("input", {
-    type: "text",
-    name: "where",
-    placeholder: "lr > 0.01, summary.loss < 0.5",
-    value: q.where,
-    size: 30,
-  });
-  const problem = h("span", { class: "error" });
-  const form = h(
-    "form",
-    { class: "filters", id: "filters" },
-    state,
-    search,
-    tags,
-    group,
-    where,
-    h("button", { type: "submit" }, "Filter"),
-    problem,
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    try {
-      parseWhere(where.value);
-    } catch (err) {
-      problem.textContent = (err as Error).message;
-      return;
-    }
-    problem.textContent = "";
-    Object.assign(q, {
-      state: state.value,
-      search: search.value.trim(),
-      tags: tags.value
-        .split(",")
-        .map((t) => t.trim())
-        .filter(Boolean),
-      group: group.value.trim(),
-      where: where.value.trim(),
-    });
-    apply();
-  });
-  state.addEventListener("change", () => form.requestSubmit());
-  return form;
-}
-
-function columnChooser(
-  columns: [string, string][],
-  visible: string[],
-  change: (next: string[]) => void,
-): HTMLElement {
-  const box = h("div", { class: "column-list" });
-  for (const [id, label] of columns) {
-    const input = h("input", { type: "checkbox", name: "column", value: id, checked: visible.includes(id) });
-    input.addEventListener("change", () =>
-      change(input.checked ? [...visible, id] : visible.filter((c) => c !== id)),
+    const fresh = await Promise.all(
+      running.map((r) => api.run(this.entity, this.project, r.id).catch(() => null)),
     );
-    const kind = id.startsWith("config.") ? "config " : id.startsWith("summary.") ? "summary " : "";
-    box.append(h("label", {}, input, ` ${kind}${label}`));
+    fresh.forEach((r) => r && this.known.set(r.id, r));
+    await this.grid?.poll(running.filter((r) => selected.includes(r.id)));
+    // only the running runs' rows change: no list request (a project may hold 10,000 runs)
+    this.pageRuns = this.pageRuns.map((r) => this.known.get(r.id) ?? r);
+    this.drawTable();
+    void this.loadCharts(); // a key logged for the first time gets its panel
   }
-  return box;
 }
 
-function groupChooser(
-  columns: [string, string][],
-  current: string,
-  change: (by: string) => void,
-): HTMLElement {
-  const options = [
-    ["", "nothing"],
-    ["group", "group"],
-    ["job_type", "job type"],
-    ["state", "state"],
-    ...columns.filter(([id]) => id.startsWith("config.")),
-  ];
-  const select = h(
-    "select",
-    { name: "group-by", "aria-label": "group rows by" },
-    ...options.map(([id, label]) =>
-      h(
-        "option",
-        { value: id, selected: id === current },
-        id.startsWith("config.") ? `config ${label}` : label,
-      ),
-    ),
-  );
-  select.addEventListener("change", () => change(select.value));
-  return h("label", {}, "group rows by ", select);
+/** Run ``redraw`` (which replaces the table in ``box``) keeping the keyboard where it was. */
+function keepFocus(box: HTMLElement, redraw: () => void): void {
+  const active = document.activeElement;
+  const row = active?.closest("#runs-table tr[data-run]") as HTMLElement | null;
+  const onBox = row !== null && active !== row && active?.getAttribute("type") === "checkbox";
+  redraw();
+  if (!row) return;
+  const again = box.querySelector<HTMLElement>(`tr[data-run="${CSS.escape(row.dataset.run ?? "")}"]`);
+  (onBox ? again?.querySelector<HTMLElement>("input[type=checkbox]") : again)?.focus();
+}
+
+export function projectPage(
+  app: HTMLElement,
+  entity: string,
+  project: string,
+  params: URLSearchParams,
+): Promise<() => void> {
+  return new ProjectView(entity, project, params).open(app);
 }
