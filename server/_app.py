@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from trackd._wire.error_body import error_body
 
-from . import _api_admin, _api_files, _api_ingest, _api_keys, _api_read
+from . import _api_admin, _api_files, _api_ingest, _api_keys, _api_read, _web
 from ._db import Database
 from ._guard import Guard
 from ._http import AppState
@@ -76,4 +76,5 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     def healthz() -> dict[str, object]:
         return {"ok": True, "schema_version": LATEST}
 
+    _web.mount(app)
     return app

@@ -25,7 +25,7 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            print(f"trackd: listening on {self.url}", flush=True)
+            print(f"trackd: listening on {self.url} (the web UI: open {self.url}/)", flush=True)
 
 
 def _bind(host: str, port: int) -> socket.socket:
