@@ -80,6 +80,8 @@ def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[
         "config": EMPTY_MAP,
         "summary": EMPTY_MAP,
         "summary_state": b"",
+        "config_json": "{}",
+        "summary_json": "{}",
         "created_at": start_time if start_time is not None else now,
         "heartbeat_at": now,
         "last_seq": 0,
