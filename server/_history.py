@@ -31,12 +31,18 @@ def _keys_param(keys: str | None) -> list[str] | None:
     if len(names) > MAX_KEYS:
         raise BadRequest(f"keys names {len(names)} keys; ask for at most {MAX_KEYS} keys at once")
     for name in names:
-        if len(name) > MAX_KEY_LEN or "\x00" in name:
-            raise BadRequest(
-                f"keys holds {name[:40]!r}, which no key can be: keys have at most "
-                f"{MAX_KEY_LEN} characters and no NUL"
-            )
+        check_key(name)
     return names
+
+
+def check_key(name: str, where: str = "keys") -> str:
+    """``name`` if some key could have it, else :class:`BadRequest`."""
+    if len(name) > MAX_KEY_LEN or "\x00" in name or not name:
+        raise BadRequest(
+            f"{where} holds {name[:40]!r}, which no key can be: keys have 1 to "
+            f"{MAX_KEY_LEN} characters and no NUL"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
