@@ -232,8 +232,11 @@ def _apply(conn: Connection, statements: Sequence[Statement], dialect: str) -> N
             conn.execute(text(sql.format(**tokens)))
 
 
-def migrate(engine: Engine, upto: int = LATEST) -> tuple[int, int]:
-    """Apply migrations up to ``upto``; returns ``(version before, version after)``."""
+def migrate(
+    engine: Engine, upto: int = LATEST, then: Callable[[], None] | None = None
+) -> tuple[int, int]:
+    """Apply migrations up to ``upto``, then call ``then`` (e.g. creating the first admin),
+    all under the migration lock; returns ``(version before, version after)``."""
     with _migration_lock(engine):
         with engine.begin() as conn:
             before = current_version(conn)
@@ -249,4 +252,6 @@ def migrate(engine: Engine, upto: int = LATEST) -> tuple[int, int]:
                 conn.execute(
                     text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number}
                 )
+        if then is not None:
+            then()
     return before, max(before, upto)
