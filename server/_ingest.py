@@ -39,6 +39,7 @@ from ._record_rules import INT64_MAX, record_problem
 from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
+_ABSENT = object()  # a key a History row does not hold
 _STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
@@ -138,6 +139,9 @@ def _check_record(fields: list[Any], encoded: dict[int, Encoded]) -> tuple[Any, 
 
 def _encode_composites(data: dict[str, Any]) -> dict[str, StoredValue]:
     """The stored form of a History's list and map values (JSON, which may be too big)."""
+    kinds = set(map(type, data.values()))
+    if list not in kinds and dict not in kinds:  # most rows: no need to look at each value
+        return {}
     return {k: encode_value(k, v) for k, v in data.items() if type(v) is list or type(v) is dict}
 
 
@@ -185,7 +189,8 @@ class _Applier:
     ) -> None:
         self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
-        self.columns: dict[str, tuple[list[int], list[float], list[Any]]] = {}
+        self.rows: list[p.History] = []  # this batch's History records, in seq order
+        self.keys: dict[str, None] = {}  # their keys, in the order first seen
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -203,7 +208,7 @@ class _Applier:
         }
         for record in records:
             handlers[record.kind](record)
-        if self.columns:
+        if self.rows:
             self._write_history()
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
@@ -252,26 +257,34 @@ class _Applier:
                 self.values[column] = value or (self.run.run_id if key == "name" else None)
 
     def _history(self, r: p.History) -> None:
-        columns, step, t = self.columns, r.step, float(r.time)
-        for key, value in r.data.items():
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = ([], [], [])
-            column[0].append(step)
-            column[1].append(t)
-            column[2].append(value)
+        self.rows.append(r)
+        self.keys.update(r.data)  # only the keys matter here
         self.summary.observe(r.data)
         self.summary_changed = True
-        if self.last_step is None or step > self.last_step:
-            self.last_step = step
+        if self.last_step is None or r.step > self.last_step:
+            self.last_step = r.step
 
     def _write_history(self) -> None:
-        """The batch's points, key by key, appended to (or merged into) the key's blocks."""
+        """The batch's points, key by key, appended to (or merged into) the key's blocks.
+
+        Rows are turned into columns one key at a time (a list comprehension per key is far
+        cheaper than touching each value in a Python loop)."""
         tails = self._key_tails()
         writer = BlockWriter(self.conn, self.run.id)
-        for key, (steps, times, values) in self.columns.items():
+        datas = [r.data for r in self.rows]
+        steps = [r.step for r in self.rows]
+        times = [float(r.time) for r in self.rows]
+        for key in self.keys:
+            values = [d.get(key, _ABSENT) for d in datas]
+            if any(v is _ABSENT for v in values):
+                keep = [i for i, v in enumerate(values) if v is not _ABSENT]
+                column = _blocks.from_values(
+                    [steps[i] for i in keep], [times[i] for i in keep], [values[i] for i in keep]
+                )
+            else:
+                column = _blocks.from_values(steps, times, values)
             tail = tails.get(key) or KeyTail(self._new_key(key))
-            writer.add(tail, _blocks.from_values(steps, times, values))
+            writer.add(tail, column)
         writer.flush()
 
     def _key_tails(self) -> dict[str, KeyTail]:

@@ -53,7 +53,7 @@ class _Sql:
             f"ELSE json_type({column}, {where}) END)"
         )
         value = f"json_extract({column}, {where})"
-        return _Value(value, kind, value, value)
+        return _Value(value, kind, value, value, raw=f"json_type({column}, {where})")
 
     def tags(self) -> _Value:
         expr = "CAST(tags AS jsonb)" if self.pg else "tags"
@@ -72,7 +72,7 @@ class _Sql:
             "(CASE el.type WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
             "WHEN 'text' THEN 'string' ELSE el.type END)"
         )
-        return source, _Value("el.value", kind, "el.value", "el.value")
+        return source, _Value("el.value", kind, "el.value", "el.value", raw="el.type")
 
 
 def _pg_json(expr: str) -> _Value:
@@ -91,6 +91,26 @@ class _Value:
     number: str  # as a number, where kind is 'number'
     string: str  # as text, where kind is 'string'
     may_be_list: bool = True
+    raw: str | None = None  # SQLite: json_type() of the value, cheaper to test than kind
+
+    def is_(self, kind: str) -> str:
+        """The condition that the value is of ``kind``."""
+        if self.raw is None:
+            return f"{self.kind} = '{kind}'"
+        if kind == "number":
+            return f"{self.raw} IN ('integer', 'real')"
+        return f"{self.raw} = '{'text' if kind == 'string' else kind}'"
+
+    def compare(self, kind: str, op: str, bound: str) -> str:
+        """``value op bound`` for a value of ``kind``; SQLite compares first (parsing the
+        JSON once for most rows), PostgreSQL's casts are guarded by the type."""
+        value = self.number if kind == "number" else self.string
+        if self.raw is None:
+            return f"COALESCE({self.is_(kind)} AND {value} {op} {bound}, FALSE)"
+        return f"COALESCE({value} {op} {bound} AND {self.is_(kind)}, FALSE)"
+
+    def present(self) -> str:
+        return f"({self.raw if self.raw is not None else self.kind} IS NOT NULL)"
 
 
 def _column(sql: _Sql, name: str) -> _Value:
@@ -113,11 +133,9 @@ def _kind_of(want: Any) -> str:
 def _scalar_eq(sql: _Sql, v: _Value, want: Any) -> str:
     kind = _kind_of(want)
     if kind in ("true", "false", "null"):
-        return f"COALESCE({v.kind} = '{kind}', FALSE)"
-    if kind == "number":
-        return f"COALESCE({v.kind} = 'number' AND {v.number} = {sql.bind(want)}, FALSE)"
-    if kind == "string":
-        return f"COALESCE({v.kind} = 'string' AND {v.string} = {sql.bind(want)}, FALSE)"
+        return f"COALESCE({v.is_(kind)}, FALSE)"
+    if kind in ("number", "string"):
+        return v.compare(kind, "=", sql.bind(want))
     doc = sql.bind(json.dumps(want, separators=(",", ":")))
     if sql.pg:
         return f"COALESCE({v.expr} = CAST({doc} AS jsonb), FALSE)"
@@ -135,19 +153,13 @@ def _eq(sql: _Sql, v: _Value, want: Any) -> str:
 
 def _ordered(sql: _Sql, v: _Value, op: str, want: Any) -> str:
     kind = _kind_of(want)
-    if kind == "number":
-        return (
-            f"COALESCE({v.kind} = 'number' AND {v.number} {_SQL_OPS[op]} {sql.bind(want)}, FALSE)"
-        )
-    if kind == "string":
-        return (
-            f"COALESCE({v.kind} = 'string' AND {v.string} {_SQL_OPS[op]} {sql.bind(want)}, FALSE)"
-        )
+    if kind in ("number", "string"):
+        return v.compare(kind, _SQL_OPS[op], sql.bind(want))
     return "FALSE"  # bools, None, lists and maps are never ordered
 
 
 def _op(sql: _Sql, key: str, v: _Value, op: str, arg: Any) -> str:
-    present = f"({v.kind} IS NOT NULL)"
+    present = v.present()
     if op == "$eq":
         return _eq(sql, v, arg)
     if op == "$ne":
@@ -261,6 +273,8 @@ def project_runs(
     rows = list(conn.execute(text(page), sql.params))
     if limit is None and not offset:
         total = len(rows)
+    elif not rows and not offset:
+        total = 0
     else:
         count = f"SELECT COUNT(*) FROM runs WHERE {condition}"
         total = int(conn.execute(text(count), sql.params).scalar_one())

@@ -11,10 +11,14 @@ from typing import Any
 import httpx
 import msgpack
 import pytest
+from sqlalchemy import text
 from trackd._wire import records as p
+from trackd.server._db import database_url, unpooled_engine
 from trackd.server._filters import parse
+from trackd.server._run_json import to_json_text
 
-from tests.server._batches import MSGPACK, history, ingest, run_start
+from tests._support.server import ServerProcess
+from tests.server._batches import MSGPACK, ingest, run_start
 
 RUNS = "/entities/admin/projects/proj/runs"
 
@@ -134,16 +138,45 @@ def test_order_limit_offset_and_total(admin: httpx.Client) -> None:
         assert response.json()["error"]["message"]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_ten_thousand_runs_first_page_filtered_and_sorted_fast(admin: httpx.Client) -> None:
-    n = 10_000
-    for start in range(0, n, 500):
-        for i in range(start, start + 500):
-            config = {"lr": 10.0 ** -(i % 5), "arch": ["cnn", "mlp"][i % 2], "seed": i}
-            summary = {"loss": (i * 7919 % 10_000) / 10_000, "acc": i % 100}
-            records = [run_start(f"k{i}", config=config), history(f"k{i}", 2, 0, summary)]
-            ingest(admin, f"k{i}", records).raise_for_status()
+def _insert_runs(server: ServerProcess, n: int) -> None:
+    """``n`` runs written straight into the server's database, as ingest leaves them (the
+    runs list is what is measured; 10,000 ingest requests would take minutes here)."""
+    engine = unpooled_engine(database_url(server.db, server.data_dir))
+    rows = []
+    for i in range(n):
+        config = {"lr": 10.0 ** -(i % 5), "arch": ["cnn", "mlp"][i % 2], "seed": i}
+        summary = {"loss": (i * 7919 % 10_000) / 10_000, "acc": i % 100}
+        rows.append(
+            {
+                "run_id": f"k{i}",
+                "c": msgpack.packb(config),
+                "s": msgpack.packb(summary),
+                "cj": to_json_text(config),
+                "sj": to_json_text(summary),
+                "t": 1000.0 + i,
+            }
+        )
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO runs (project_id, run_id, name, tags, state, config, summary, "
+                    "summary_state, created_at, heartbeat_at, last_seq, config_json, "
+                    "summary_json) SELECT p.id, :run_id, :run_id, '[]', 'finished', :c, :s, "
+                    "'', :t, :t, 1, :cj, :sj FROM projects p WHERE p.name = 'proj'"
+                ),
+                rows,
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(300)
+def test_ten_thousand_runs_first_page_filtered_and_sorted_fast(
+    server: ServerProcess, admin: httpx.Client
+) -> None:
+    ingest(admin, "first", [run_start("first")]).raise_for_status()
+    _insert_runs(server, 10_000)
     params = {
         "filters": json.dumps({"config.arch": "cnn", "config.lr": {"$gte": 0.001}}),
         "order": "-summary.loss",
@@ -151,7 +184,7 @@ def test_ten_thousand_runs_first_page_filtered_and_sorted_fast(admin: httpx.Clie
     }
     admin.get(RUNS, params=params).raise_for_status()  # warm
     times = []
-    for _ in range(5):
+    for _ in range(7):
         began = time.perf_counter()
         answer = admin.get(RUNS, params=params).json()
         times.append(time.perf_counter() - began)
@@ -159,4 +192,5 @@ def test_ten_thousand_runs_first_page_filtered_and_sorted_fast(admin: httpx.Clie
     assert len(losses) == 50 and losses == sorted(losses, reverse=True)
     assert answer["total"] == 4000
     assert all(r["config"]["arch"] == "cnn" and r["config"]["lr"] >= 0.001 for r in answer["runs"])
-    assert sorted(times)[2] < 0.1, times  # the median over HTTP, on a shared 2-core machine
+    print(f"10,000 runs, first page filtered and sorted: {sorted(times)[3] * 1000:.1f} ms median")
+    assert sorted(times)[3] < 0.1, times  # the median over HTTP, on a shared 2-core machine
