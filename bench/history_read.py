@@ -44,7 +44,7 @@ from tests._support.server import ServerProcess, running_server  # noqa: E402
 
 BIG = 1_000_000
 RUNS, KEYS, STEPS = 20, 10, 10_000
-BULK = "/api/v1/entities/admin/projects/bench/history"
+BULK = "/entities/admin/projects/bench/history"
 
 
 def _value(step: int) -> float:
