@@ -82,8 +82,10 @@ class Points:
     def take(self, index: I64) -> Points:
         """The points at ``index`` (ascending positions)."""
         kinds = None if self.kinds is None else self.kinds[index]
-        positions = {int(i): n for n, i in enumerate(index)}
-        extras = {positions[i]: v for i, v in self.extras.items() if i in positions}
+        extras: dict[int, Any] = {}
+        if self.extras:
+            positions = {int(i): n for n, i in enumerate(index)}
+            extras = {positions[i]: v for i, v in self.extras.items() if i in positions}
         return Points(self.steps[index], self.times[index], self.values[index], kinds, extras)
 
     def numeric(self) -> npt.NDArray[np.bool_]:

@@ -53,28 +53,38 @@ def _buckets(steps: b.I64, first: int, last: int, buckets: int) -> b.I64:
     return np.clip(index, 0, buckets - 1)
 
 
-def _first_per_bucket(bucket: b.I64, where: np.ndarray[Any, Any]) -> b.I64:
+def _first_in_segment(segment: b.I64, where: np.ndarray[Any, Any]) -> b.I64:
+    """Positions of the first True of ``where`` in each segment (segments are ascending)."""
     index = np.flatnonzero(where)
-    _, first = np.unique(bucket[index], return_index=True)
+    if not len(index):
+        return index
+    owner = segment[index]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
     return index[first]
 
 
 def pick(points: Points, first: int, last: int, buckets: int) -> b.I64:
     """Positions (ascending) of each bucket's min, max and first non-number, over steps
-    ``first`` to ``last`` split into ``buckets``."""
-    if not len(points):
+    ``first`` to ``last`` split into ``buckets``. Steps are ascending, so each bucket is a
+    run of positions: a few vectorized passes, no sorting."""
+    n = len(points)
+    if not n:
         return np.empty(0, np.int64)
     bucket = _buckets(points.steps, first, last, buckets)
+    change = np.ones(n, dtype=bool)
+    change[1:] = bucket[1:] != bucket[:-1]
+    starts = np.flatnonzero(change)
+    segment = np.cumsum(change) - 1
     numeric = points.numeric()
-    chosen = [_first_per_bucket(bucket, ~numeric)]
+    chosen = [_first_in_segment(segment, ~numeric)]
     if numeric.any():
-        size = int(bucket[-1]) + 1
-        lows = np.full(size, np.inf)
-        highs = np.full(size, -np.inf)
-        np.minimum.at(lows, bucket[numeric], points.values[numeric])
-        np.maximum.at(highs, bucket[numeric], points.values[numeric])
-        chosen.append(_first_per_bucket(bucket, numeric & (points.values == lows[bucket])))
-        chosen.append(_first_per_bucket(bucket, numeric & (points.values == highs[bucket])))
+        low = np.where(numeric, points.values, np.inf)
+        high = np.where(numeric, points.values, -np.inf)
+        lows = np.minimum.reduceat(low, starts)[segment]
+        highs = np.maximum.reduceat(high, starts)[segment]
+        chosen.append(_first_in_segment(segment, numeric & (low == lows)))
+        chosen.append(_first_in_segment(segment, numeric & (high == highs)))
     return np.unique(np.concatenate(chosen))
 
 
@@ -88,13 +98,32 @@ def downsample(points: Points, samples: int) -> Points:
 
 def read(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int, samples: int) -> Series:
     """A key's points with steps ``lo`` to ``hi``, downsampled to about ``samples``."""
-    blocks = store.summaries(conn, run_pk, key_id, lo, hi)
-    if not blocks:
-        return Series([], [], [])
+    return read_keys(conn, run_pk, [key_id], lo, hi, samples)[key_id]
+
+
+def _opens_all(blocks: list[Summary], samples: int) -> bool:
+    """True if the blocks are read whole: few points, or fewer blocks than buckets."""
     buckets = max(1, samples // 2)
-    if samples <= 0 or sum(s.n for s in blocks) <= samples or len(blocks) < buckets:
-        return Series.of(downsample(store.points(conn, run_pk, key_id, lo, hi), samples))
-    return _from_summaries(conn, run_pk, key_id, blocks, lo, hi, buckets)
+    return samples <= 0 or sum(s.n for s in blocks) <= samples or len(blocks) < buckets
+
+
+def read_keys(
+    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int, samples: int
+) -> dict[int, Series]:
+    """Several keys of a run, each downsampled on its own (two queries for most keys)."""
+    blocks = store.summaries_of_keys(conn, run_pk, key_ids, lo, hi)
+    whole = [k for k in key_ids if blocks[k] and _opens_all(blocks[k], samples)]
+    opened = store.points_of_keys(conn, run_pk, whole, lo, hi)
+    out: dict[int, Series] = {}
+    for key_id in key_ids:
+        if key_id in opened:
+            out[key_id] = Series.of(downsample(opened[key_id], samples))
+        elif blocks[key_id]:
+            buckets = max(1, samples // 2)
+            out[key_id] = _from_summaries(conn, run_pk, key_id, blocks[key_id], lo, hi, buckets)
+        else:
+            out[key_id] = Series([], [], [])
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,6 @@ def sampled(conn: Connection, run_pk: int, query: HistoryQuery) -> dict[str, Any
 
 def render_values(values: list[Any]) -> list[Any]:
     """Values as an answer carries them (maps and lists rendered, see :func:`render`)."""
-    if all(type(v) is float for v in values):
+    if not {dict, list} & set(map(type, values)):
         return values
     return [render(v) if isinstance(v, (dict, list)) else v for v in values]

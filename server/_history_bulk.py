@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from . import _blocks as b
 from . import _history_store as store
 from . import _schema as s
-from ._downsample import Series, read, values_of
+from ._downsample import Series, read_keys, values_of
 from ._history import MAX_KEYS, MAX_SAMPLES, check_key, render_values
 from ._record_rules import INT64_MAX, INT64_MIN
 from .errors import BadRequest
@@ -119,10 +119,10 @@ def read_bulk(conn: Connection, project_id: int, query: BulkQuery) -> dict[str, 
         wanted = query.keys + ([query.x] if by_key else [])
         ids = _key_ids(conn, run_pk, wanted)
         x_points = None
-        for key in query.keys:
-            if key not in ids:
-                continue
-            series = read(conn, run_pk, ids[key], query.lo, query.hi, query.samples)
+        present = [key for key in query.keys if key in ids]
+        read = read_keys(conn, run_pk, [ids[k] for k in present], query.lo, query.hi, query.samples)
+        for key in present:
+            series = read[ids[key]]
             doc: dict[str, Any] = {"run": run_id, "key": key, "last_step": last_step}
             if by_key:
                 if x_points is None:

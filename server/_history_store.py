@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from . import _blocks as b
 from ._blocks import BLOCK_POINTS, Points, Summary
@@ -50,6 +50,15 @@ _RANGE = (
 )
 _SUMMARIES = text(f"SELECT {_SUMMARY_COLUMNS} {_RANGE}")
 _DATA = text(f"SELECT data {_RANGE}")
+# many keys of a run at once (the bulk read): blocks overlapping [lo, hi], by key and step
+_MANY = (
+    "FROM history_blocks WHERE run_pk = :run_pk AND key_id IN :key_ids "
+    "AND end_step >= :lo AND start_step <= :hi ORDER BY key_id, start_step"
+)
+_MANY_SUMMARIES = text(f"SELECT key_id, {_SUMMARY_COLUMNS} {_MANY}").bindparams(
+    bindparam("key_ids", expanding=True)
+)
+_MANY_DATA = text(f"SELECT key_id, data {_MANY}").bindparams(bindparam("key_ids", expanding=True))
 _ONE = text(
     "SELECT data FROM history_blocks WHERE run_pk = :run_pk AND key_id = :key_id "
     "AND start_step = :start_step"
@@ -179,3 +188,26 @@ def trim(points: Points, lo: int, hi: int) -> Points:
     first = int(np.searchsorted(steps, lo, side="left"))
     end = int(np.searchsorted(steps, hi, side="right"))
     return points.slice(first, end)
+
+
+def summaries_of_keys(
+    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int
+) -> dict[int, list[Summary]]:
+    """The summaries of the blocks overlapping steps ``lo`` to ``hi``, for each of ``key_ids``."""
+    out: dict[int, list[Summary]] = {key_id: [] for key_id in key_ids}
+    params = {"run_pk": run_pk, "key_ids": key_ids, "lo": lo, "hi": hi}
+    for key_id, *row in conn.execute(_MANY_SUMMARIES, params):
+        out[int(key_id)].append(Summary(*row))
+    return out
+
+
+def points_of_keys(
+    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int
+) -> dict[int, Points]:
+    """Each key's points with steps ``lo`` to ``hi``, in one query."""
+    parts: dict[int, list[Points]] = {key_id: [] for key_id in key_ids}
+    if key_ids:
+        params = {"run_pk": run_pk, "key_ids": key_ids, "lo": lo, "hi": hi}
+        for key_id, data in conn.execute(_MANY_DATA, params):
+            parts[int(key_id)].append(b.decode(data))
+    return {key_id: trim(b.concat(p), lo, hi) for key_id, p in parts.items()}
