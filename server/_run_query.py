@@ -25,6 +25,7 @@ _COLUMNS = {"state": "state", "group": "run_group", "job_type": "job_type", "nam
 _COLUMNS["id"] = "run_id"
 SORTABLE = frozenset({"created_at", "heartbeat_at", "finished_at", "last_step", *_COLUMNS})
 MAX_LIMIT = 10_000
+MAX_OFFSET = 2**62  # binds as int64 in both databases
 _SELECTED = ", ".join(c.name for c in s.runs.columns if not c.name.endswith("_json"))
 _SQL_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
@@ -251,8 +252,8 @@ def project_runs(
     """One page of a project's runs (every run with ``limit=None``), and how many match."""
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit={limit} is out of range; ask for 1 to {MAX_LIMIT} runs")
-    if offset < 0:
-        raise BadRequest(f"offset={offset} is negative; pass 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"offset={offset} is out of range; pass 0 to {MAX_OFFSET}")
     sql = _Sql(conn.dialect.name == "postgresql")
     where = "TRUE"
     if filters:
