@@ -35,7 +35,7 @@ from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
 from ._history_store import BlockWriter, KeyTail
-from ._record_rules import INT64_MAX, record_problem
+from ._record_rules import INT64_MAX, plain_history, record_problem
 from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
@@ -118,6 +118,8 @@ def _envelope_seq(index: int, fields: Any, run_id: str, last: int) -> int:
 
 def _check_record(fields: list[Any], encoded: dict[int, Encoded]) -> tuple[Any, str | None]:
     """The record and ``None``, or what is wrong with it; a History's values go in ``encoded``."""
+    if plain_history(fields):  # the common row: nothing to walk, nothing to encode
+        return p.History(*fields), None
     try:
         record: Any = p.from_fields(fields)
     except p.DecodeError as exc:

@@ -135,6 +135,29 @@ def value_problem(value: Any, wide_ints: bool = False) -> str | None:
     return None
 
 
+_GOOD_KEYS: set[str] = set()  # keys key_problem passed (a pure rule, so safe to remember)
+_GOOD_KEYS_MAX = 100_000
+_PLAIN_VALUES = frozenset({float, bool, type(None)})
+
+
+def plain_history(fields: list[Any]) -> bool:
+    """True if a decoded History array certainly passes every rule (and ``from_fields``):
+    an int64 step, a finite float time, and a map of keys seen valid before to floats, bools
+    or None. Most rows are such; checking them this way skips the per-value walk."""
+    if len(fields) != 6 or fields[0] != p.HISTORY:
+        return False
+    step, t, data = fields[3], fields[4], fields[5]
+    return (
+        type(step) is int
+        and INT64_MIN <= step <= INT64_MAX
+        and type(t) is float
+        and math.isfinite(t)
+        and type(data) is dict
+        and data.keys() <= _GOOD_KEYS
+        and set(map(type, data.values())) <= _PLAIN_VALUES
+    )
+
+
 def map_problem(what: str, data: Any, wide_ints: bool = False) -> str | None:
     """What is wrong with a record's map of keys to values (``what`` is e.g. "Config")."""
     if type(data) is not dict:
@@ -142,8 +165,12 @@ def map_problem(what: str, data: Any, wide_ints: bool = False) -> str | None:
     top = UINT64_MAX if wide_ints else INT64_MAX
     for key, value in data.items():
         # the common cases inline: this runs for every value of every History record
-        if type(key) is not str or len(key) > MAX_KEY_LEN or "\x00" in key:
-            return f"{what} key {key_problem(key)}"
+        if key not in _GOOD_KEYS:
+            if type(key) is not str or len(key) > MAX_KEY_LEN or "\x00" in key:
+                return f"{what} key {key_problem(key)}"
+            if len(_GOOD_KEYS) >= _GOOD_KEYS_MAX:
+                _GOOD_KEYS.clear()
+            _GOOD_KEYS.add(key)
         kind = type(value)
         if kind is float or kind is bool or value is None:
             continue

@@ -77,12 +77,11 @@ class _Sql:
 
 
 def _pg_json(expr: str) -> _Value:
-    """A jsonb value; PostgreSQL may evaluate either side of AND first, so casts are guarded."""
+    """A jsonb value: compared as jsonb (exact decimals, no cast that could fail)."""
     typeof = f"jsonb_typeof({expr})"
     kind = f"(CASE {typeof} WHEN 'boolean' THEN ({expr} #>> '{{}}') ELSE {typeof} END)"
-    number = f"(CASE WHEN {typeof} = 'number' THEN CAST({expr} AS numeric) END)"
-    string = f"(CASE WHEN {typeof} = 'string' THEN ({expr} #>> '{{}}') END) COLLATE \"C\""
-    return _Value(expr, kind, number, string)
+    string = f"({expr} #>> '{{}}') COLLATE \"C\""
+    return _Value(expr, kind, expr, string, jsonb=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +91,42 @@ class _Value:
     number: str  # as a number, where kind is 'number'
     string: str  # as text, where kind is 'string'
     may_be_list: bool = True
+    jsonb: bool = False  # PostgreSQL jsonb: compared as jsonb
     raw: str | None = None  # SQLite: json_type() of the value, cheaper to test than kind
 
     def is_(self, kind: str) -> str:
         """The condition that the value is of ``kind``."""
+        if self.jsonb:
+            if kind in ("true", "false"):
+                return f"({self.expr} = '{kind}'::jsonb)"
+            return f"(jsonb_typeof({self.expr}) = '{kind}')"
         if self.raw is None:
             return f"{self.kind} = '{kind}'"
         if kind == "number":
             return f"{self.raw} IN ('integer', 'real')"
         return f"{self.raw} = '{'text' if kind == 'string' else kind}'"
 
-    def compare(self, kind: str, op: str, bound: str) -> str:
-        """``value op bound`` for a value of ``kind``; SQLite compares first (parsing the
-        JSON once for most rows), PostgreSQL's casts are guarded by the type."""
+    def compare(self, sql: _Sql, kind: str, op: str, want: Any) -> str:
+        """``value op want`` for a value of ``kind`` (a number or a str)."""
+        if self.jsonb:
+            # the number as its JSON text: the decimal stored, compared exactly
+            bound = sql.bind(json.dumps(want) if kind == "number" else want)
+            want_json = f"to_jsonb(CAST({bound} AS {'numeric' if kind == 'number' else 'text'}))"
+            if op == "=":
+                return f"COALESCE({self.expr} = {want_json}, FALSE)"
+            if kind == "number":
+                return f"COALESCE({self.is_(kind)} AND {self.expr} {op} {want_json}, FALSE)"
+            return f"COALESCE({self.is_(kind)} AND {self.string} {op} {bound}, FALSE)"
         value = self.number if kind == "number" else self.string
-        if self.raw is None:
+        bound = sql.bind(want)
+        if self.raw is None:  # a column: no JSON to parse
             return f"COALESCE({self.is_(kind)} AND {value} {op} {bound}, FALSE)"
+        # SQLite: compare first, so most rows parse the JSON once
         return f"COALESCE({value} {op} {bound} AND {self.is_(kind)}, FALSE)"
 
     def present(self) -> str:
+        if self.jsonb:
+            return f"({self.expr} IS NOT NULL)"
         return f"({self.raw if self.raw is not None else self.kind} IS NOT NULL)"
 
 
@@ -136,7 +152,7 @@ def _scalar_eq(sql: _Sql, v: _Value, want: Any) -> str:
     if kind in ("true", "false", "null"):
         return f"COALESCE({v.is_(kind)}, FALSE)"
     if kind in ("number", "string"):
-        return v.compare(kind, "=", sql.bind(want))
+        return v.compare(sql, kind, "=", want)
     doc = sql.bind(json.dumps(want, separators=(",", ":")))
     if sql.pg:
         return f"COALESCE({v.expr} = CAST({doc} AS jsonb), FALSE)"
@@ -149,13 +165,14 @@ def _eq(sql: _Sql, v: _Value, want: Any) -> str:
     if isinstance(want, list) or not v.may_be_list:
         return direct
     source, element = sql.elements(v)
-    return f"({direct} OR EXISTS (SELECT 1 FROM {source} WHERE {_scalar_eq(sql, element, want)}))"
+    inside = f"EXISTS (SELECT 1 FROM {source} WHERE {_scalar_eq(sql, element, want)})"
+    return f"({direct} OR COALESCE({v.is_('array')} AND {inside}, FALSE))"
 
 
 def _ordered(sql: _Sql, v: _Value, op: str, want: Any) -> str:
     kind = _kind_of(want)
     if kind in ("number", "string"):
-        return v.compare(kind, _SQL_OPS[op], sql.bind(want))
+        return v.compare(sql, kind, _SQL_OPS[op], want)
     return "FALSE"  # bools, None, lists and maps are never ordered
 
 
@@ -264,7 +281,12 @@ def project_runs(
             raise BadRequest(f"filters is not valid JSON ({exc}); pass a JSON object") from exc
         where = compile_where(sql, spec)
     condition = f"project_id = {sql.bind(project_id)} AND {where}"
-    page = f"SELECT {_SELECTED} FROM runs WHERE {condition} ORDER BY {_order_by(sql, order)}"
+    # PostgreSQL counts in the same scan (the sort that follows is over the matches only);
+    # SQLite would then sort every match, where a separate count is cheaper
+    counted = ", COUNT(*) OVER () AS total_matched" if sql.pg else ""
+    page = (
+        f"SELECT {_SELECTED}{counted} FROM runs WHERE {condition} ORDER BY {_order_by(sql, order)}"
+    )
     if limit is not None:
         page += f" LIMIT {sql.bind(limit)} OFFSET {sql.bind(offset)}"
     elif offset:
@@ -274,6 +296,8 @@ def project_runs(
     rows = list(conn.execute(text(page), sql.params))
     if limit is None and not offset:
         total = len(rows)
+    elif rows and sql.pg:
+        total = int(rows[0].total_matched)
     elif not rows and not offset:
         total = 0
     else:
