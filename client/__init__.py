@@ -10,7 +10,7 @@ Example::
     trackd.finish()
 
 ``import trackd as wandb`` works for the common calls: ``init``, ``log``, ``config``,
-``summary``, ``define_metric``, ``finish``, ``login``.
+``summary``, ``define_metric``, ``finish``, ``login``, ``save``.
 """
 
 from . import errors
@@ -18,7 +18,7 @@ from ._api import Api
 from ._config import Config
 from ._reader import RunData, read_run
 from ._run import Run, Summary
-from ._session import define_metric, finish, init, log
+from ._session import define_metric, finish, init, log, save
 from .cli.login import login
 
 __version__ = "0.1.0"
@@ -44,5 +44,6 @@ __all__ = [
     "login",
     "read_run",
     "run",
+    "save",
     "summary",
 ]

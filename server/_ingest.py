@@ -30,7 +30,7 @@ from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _rejections, _runs
+from . import _rejections, _rich_values, _run_blobs, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
@@ -38,7 +38,7 @@ from ._record_rules import INT64_MAX, record_problem
 from ._values import K_FLOAT, StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
-_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
+_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
 Encoded = dict[str, StoredValue]  # a History's list and map values, encoded while checking
@@ -227,9 +227,11 @@ class _Applier:
             p.METRIC: self._metric,
             p.FINISH: self._finish,
             p.RUN_UPDATE: self._run_update,
+            p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
         }
         for record in records:
             handlers[record.kind](record)
+        _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
         if self.rows:
             write_history(self.db, self.conn, self.rows)
         kinds = {r.kind for r in records}

@@ -121,12 +121,39 @@ _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES = (
     {"postgresql": "ALTER TABLE runs ALTER COLUMN exit_code TYPE BIGINT"},
 )
 
+_V5_BLOBS_SAVED_FILES_AND_MEDIA = (
+    # which runs hold which content-addressed blobs: a blob is read only through a run
+    # that holds it (see _api_blobs)
+    """CREATE TABLE run_blobs (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_pk, sha256)) {without_rowid}""",
+    # files saved with trackd.save(): a name in the run -> the blob holding its last version
+    """CREATE TABLE run_files (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_pk, name)) {without_rowid}""",
+    # rich history values (images, histograms, tables) by key and step, as JSON
+    """CREATE TABLE run_media (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        step BIGINT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_pk, key, step)) {without_rowid}""",
+)
+
 Statement = str | Mapping[str, str]
 MIGRATIONS: tuple[Sequence[Statement], ...] = (
     _V1_INITIAL,
     _V2_PROGRAM_AND_REAPER_INDEX,
     _V3_KEY_EXPIRY_AND_REVOCATION,
     _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES,
+    _V5_BLOBS_SAVED_FILES_AND_MEDIA,
 )
 LATEST = len(MIGRATIONS)
 
