@@ -34,7 +34,8 @@ from ._media import MediaError, convert_row, snapshot_file
 
 log = logging.getLogger("trackd.daemon")
 LIVE_POLL = 2.0  # seconds between looks at a live file
-MAX_IN_FLIGHT = 8  # records of one run being prepared at once: other runs get workers too
+MAX_IN_FLIGHT = 16  # records of one run being prepared at once: other runs get workers too
+WORKERS = 4  # encoding holds a core; uploads mostly wait on the network
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 _KINDS = frozenset({p.HISTORY_MEDIA, p.FILE})
 
@@ -87,7 +88,9 @@ class RunMedia:
 class MediaWork:
     """The worker pool and the blob uploads of every run (see the module docstring)."""
 
-    def __init__(self, settings: Settings, wake: Callable[[], None], workers: int = 2) -> None:
+    def __init__(
+        self, settings: Settings, wake: Callable[[], None], workers: int = WORKERS
+    ) -> None:
         self.settings = settings
         self._wake = wake
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="trackd-media")
@@ -105,9 +108,8 @@ class MediaWork:
         :class:`MediaRetry` if its preparation failed for a reason worth retrying."""
         future = state.futures.get(seq)
         if future is None:
-            busy = sum(not f.done() for f in state.futures.values())
             polling = state.poll is not None and not state.poll.done()
-            if busy >= MAX_IN_FLIGHT or (polling and payload[1] == p.FILE):
+            if not self.has_room(state) or (polling and payload[1] == p.FILE):
                 return None
             future = self._pool.submit(self._prepare, state, payload)
             future.add_done_callback(lambda _f: self._wake())
@@ -123,6 +125,10 @@ class MediaWork:
             del state.futures[seq]
             log.exception("run %s: preparing record seq %d failed", state.run_id, seq)
             raise MediaRetry(f"preparing record seq {seq} failed: {exc!r}") from exc
+
+    def has_room(self, state: RunMedia) -> bool:
+        """Whether another record of this run may start being prepared now."""
+        return sum(not f.done() for f in state.futures.values()) < MAX_IN_FLIGHT
 
     def sent(self, state: RunMedia, durable_seq: int) -> None:
         """The server holds every record up to ``durable_seq``: forget their preparations;

@@ -42,6 +42,7 @@ from ._media_work import MediaRetry, MediaWork, RunMedia, needs_work
 log = logging.getLogger("trackd.daemon")
 RETRY_BASE = 0.25
 RETRY_MAX = 8.0
+LOOKAHEAD_BYTES = 16 << 20  # how far past a batch media records are prepared ahead
 TORN_WAIT = 0.05  # seconds before looking again at a frame that is still being written
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -291,7 +292,7 @@ class Uploader:
                         break  # send what comes before it; the next read retries it
                     raise
                 if job.waiting_media:
-                    self._prepare_ahead(job, data, frame_end)
+                    self._prepare_ahead(job, start + frame_end)
                     break
             payloads.append(payload)
             end = frame_end
@@ -315,14 +316,22 @@ class Uploader:
             self._note_rejected(job, seq, prepared.problem)
         return prepared.payload
 
-    def _prepare_ahead(self, job: UploadJob, data: bytes, start: int) -> None:
-        """Start preparing the media records after the one waited for (workers in parallel)."""
+    def _prepare_ahead(self, job: UploadJob, offset: int) -> None:
+        """Start preparing the media records after the one waited for (at most
+        ``LOOKAHEAD_BYTES`` further in the log), so the workers run in parallel."""
         assert job.media is not None
-        for payload, _end in iter_frames(data, start):
+        if not self.media.has_room(job.media):
+            return
+        with open(job.log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read(LOOKAHEAD_BYTES)
+        for payload, _end in iter_frames(data, 0):
             if needs_work(payload):
                 try:
                     self.media.ready(job.media, p.seq_of(payload), payload)
                 except MediaRetry:
+                    return
+                if not self.media.has_room(job.media):
                     return
 
     def _client(self, base_url: str) -> httpx.Client:

@@ -33,8 +33,16 @@ Raw values (client -> daemon), map keys as shown; optional ones may be absent or
         boxes and class labels are stored as they are (class-label keys are str).
     {"_type": "table", "columns": [str], "data": [[cell, ...], ...]}
         cells: None, bool, int, float, str, or a raw image.
+    [raw image, ...]
+        several images under one key (``log({"examples": [Image, Image]})``); the daemon
+        turns each one into a file reference, in order.
 
-File references (daemon -> server, and what the read API returns)::
+Encoding (the daemon): PNG by PIL at zlib level 3, no metadata, so the same pixels always
+give the same file; a mask is a mode "L" PNG. A file is named ``<sha256>.<format>`` in
+``<run dir>/media/`` and uploaded as blob ``<sha256>`` of the run.
+
+File references (daemon -> server, and what the read API returns, with a ``url`` added to
+each image and each mask: ``/api/v1/runs/<entity>/<project>/<run>/blobs/<sha256>``)::
 
     {"_type": "image-file", "sha256": hex, "size": n, "format": "png", "width": w,
      "height": h, ...the image's optional fields, masks as
@@ -68,7 +76,10 @@ SAVE_POLICIES = ("live", "now", "end")
 
 
 def is_raw(value: Any) -> bool:
-    """True if ``value`` holds raw media the daemon must turn into files."""
+    """True if ``value`` holds raw media the daemon must turn into files (a raw image, a
+    table with a raw image cell, or a list holding either)."""
+    if type(value) is list:
+        return any(is_raw(item) for item in value)
     if type(value) is not dict:
         return False
     kind = value.get(TYPE)
@@ -81,4 +92,4 @@ def is_raw(value: Any) -> bool:
 
 def row_has_raw(row: dict[str, Any]) -> bool:
     """True if any value of a history row is raw media (send it as ``HistoryMedia``)."""
-    return any(type(v) is dict and is_raw(v) for v in row.values())
+    return any((type(v) is dict or type(v) is list) and is_raw(v) for v in row.values())
