@@ -43,6 +43,8 @@ log = logging.getLogger("trackd.daemon")
 RETRY_BASE = 0.25
 RETRY_MAX = 8.0
 LOOKAHEAD_BYTES = 16 << 20  # how far past a batch media records are prepared ahead
+MEDIA_BATCH_WAIT = 0.2  # seconds prepared rows may wait for the next one, to share a batch
+MEDIA_BATCH_RECORDS = 16
 TORN_WAIT = 0.05  # seconds before looking again at a frame that is still being written
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -86,6 +88,7 @@ class UploadJob:
     headers: dict[str, str] = field(default_factory=dict)
     media: RunMedia | None = None
     waiting_media: bool = False  # the next record to send is being prepared
+    cut_since: float | None = None  # since when a batch waits for a row being prepared
 
     @property
     def log_path(self) -> Path:
@@ -213,8 +216,8 @@ class Uploader:
         wait_until = job.last_upload + self.settings.batch_seconds
         if pending and (job.flush or pending >= self.settings.batch_bytes or now >= wait_until):
             if self._upload_some(job):
-                if job.waiting_media:  # a finished preparation wakes the loop
-                    return time.monotonic() + 1.0
+                if job.waiting_media:  # a finished preparation wakes the loop, too
+                    return time.monotonic() + MEDIA_BATCH_WAIT / 4
                 more = job.pending_bytes() and not job.note
                 return time.monotonic() if more else job.next_attempt
             if job.live:
@@ -280,8 +283,11 @@ class Uploader:
                 if need > len(data):  # one frame bigger than a batch: read all of it
                     f.seek(start)
                     data = f.read(need)
+            if len(data) < LOOKAHEAD_BYTES and _holds_media(data):
+                f.seek(start)  # media rows shrink to file references: take many at once
+                data = f.read(LOOKAHEAD_BYTES)
         payloads: list[bytes] = []
-        end = 0
+        end = sent = 0
         job.waiting_media = False
         for payload, frame_end in iter_frames(data, 0):
             if needs_work(payload):
@@ -295,13 +301,23 @@ class Uploader:
                     self._prepare_ahead(job, start + frame_end)
                     break
             payloads.append(payload)
-            end = frame_end
-            if end >= self.settings.batch_bytes or len(payloads) >= job.max_records:
+            end, sent = frame_end, sent + len(payload)
+            if sent >= self.settings.batch_bytes or len(payloads) >= job.max_records:
                 break
-        if not payloads:
+        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
             return None
+        job.cut_since = None
         last_seq = p.seq_of(payloads[-1])
         return Batch(payloads, start + end, last_seq)
+
+    def _gather_more(self, job: UploadJob, ready: int) -> bool:
+        """Whether to wait for more prepared rows before sending ``ready`` records cut short
+        by one in preparation: a batch per row would make each image a round trip."""
+        assert job.media is not None
+        now = time.monotonic()
+        if job.cut_since is None:
+            job.cut_since = now
+        return ready < MEDIA_BATCH_RECORDS and now - job.cut_since < MEDIA_BATCH_WAIT
 
     def _prepared(self, job: UploadJob, payload: bytes) -> bytes:
         """The record to send for a HistoryMedia or File record; sets ``job.waiting_media``
@@ -409,6 +425,10 @@ class Uploader:
         job.done = True
         upload_state.unregister(self.daemon_dir, job.run_id)
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
+
+
+def _holds_media(data: bytes) -> bool:
+    return any(needs_work(payload) for payload, _end in iter_frames(data, 0))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -47,11 +47,13 @@ def _run_pk(request: Request, principal: Principal, entity: str, project: str, r
         return int(_runs.get_run(conn, ent, project, run_id).id)
 
 
-def _ensure_run(
-    request: Request, principal: Principal, entity: str, project: str, run_id: str
-) -> int:
-    """The run's key, creating it (as ingest would) if no batch of it has arrived yet."""
+def _link(
+    request: Request, principal: Principal, path: tuple[str, str, str], sha256: str, size: int
+) -> None:
+    """Link the blob to the run at ``path`` (entity, project, run id), creating the run (as
+    ingest would) if no batch of it has arrived yet: a blob may come before its row."""
     db = app_state(request).db
+    entity, project, run_id = path
     project, run_id = _runs.ensure_project(project), _runs.check_run_id(run_id)
     with db.write() as conn:
         ent = entity_for(conn, principal, entity)
@@ -60,12 +62,7 @@ def _ensure_run(
         pid = _runs.project_id(conn, ent, project)
         assert pid is not None
         db.insert_ignore(conn, s.runs, _runs.new_run_values(pid, run_id, None))
-        return int(_runs.get_run(conn, ent, project, run_id).id)
-
-
-def _link(request: Request, run_pk: int, sha256: str, size: int) -> None:
-    db = app_state(request).db
-    with db.write() as conn:
+        run_pk = int(_runs.get_run(conn, ent, project, run_id).id)
         _run_blobs.link(db, conn, run_pk, sha256, size)
 
 
@@ -94,8 +91,8 @@ async def put_blob(
     check_sha256(sha256)
     member_entity(request, principal, entity)  # before a byte of the body is read
     size = await blob_store(request).put(sha256, request.stream())
-    run_pk = await run_in_threadpool(_ensure_run, request, principal, entity, project, run_id)
-    await run_in_threadpool(_link, request, run_pk, sha256, size)
+    path = (entity, project, run_id)
+    await run_in_threadpool(_link, request, principal, path, sha256, size)
     return respond(request, {"sha256": sha256, "size": size})
 
 
