@@ -15,7 +15,7 @@ import trackd
 from trackd._wire import records as p
 
 from tests._support.media import decode_png, log_raw, raw_image, raw_mask
-from tests._support.procs import daemon_dir, daemon_pid, wait_for
+from tests._support.procs import daemon_dir, daemon_pid, run_script, wait_for
 from tests._support.server import ServerProcess
 
 DBS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -218,3 +218,39 @@ def test_save_live_now_and_end(online: ServerProcess, api: trackd.Api, tmp_path:
         headers={"Authorization": f"Bearer {key}"},
     )
     assert answer.status_code == 403
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
+def test_one_runs_media_do_not_hold_up_another_runs_upload(
+    online: ServerProcess, api: trackd.Api, tmp_path: Path
+) -> None:
+    # one row whose preparation takes seconds: a table of 300 small images, each its own file
+    cells = [[i, raw_image(_pixels(1000 + i, (64, 64, 3)))] for i in range(300)]
+    run = trackd.init(project="media")
+    log_raw(run, {"table": {"_type": "table", "columns": ["i", "img"], "data": cells}})
+    wait_for(lambda: _uploads_logged() >= 1, 30, "the table's first image upload")
+    other = run_script(
+        "import trackd\n"
+        "r = trackd.init(project='media')\n"
+        "r.log({'x': 1.0})\n"
+        "r.finish()\n"
+        "print(r.id)\n",
+        tmp_path,
+    )
+    uploaded_then = _uploads_logged()
+    assert other.returncode == 0 and not other.stderr, other.stderr
+    other_run = api.run(f"admin/media/{other.stdout.split()[-1]}")
+    assert other_run.state == "finished" and other_run.summary["x"] == 1.0
+    assert uploaded_then < len(cells)  # the other run's finish() did not wait for the table
+    run.finish()
+    [table] = api.run(f"admin/media/{run.id}").media("table")
+    assert len({row[1]["sha256"] for row in table["value"]["data"]}) == len(cells)
+
+
+def _known(api: trackd.Api, run_id: str) -> bool:
+    try:
+        api.run(f"admin/media/{run_id}")
+    except trackd.errors.CommError:
+        return False
+    return True
