@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -254,3 +256,31 @@ def _known(api: trackd.Api, run_id: str) -> bool:
     except trackd.errors.CommError:
         return False
     return True
+
+
+@pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
+def test_an_offline_run_with_images_and_files_syncs_once(
+    upstream: ServerProcess, api: trackd.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixels = _pixels(42)
+    (tmp_path / "notes.txt").write_text("offline notes")
+    run = trackd.init(project="media", mode="offline")
+    log_raw(run, {"img": raw_image(pixels)})
+    run.save(str(tmp_path / "notes.txt"), policy="now")
+    run.finish()
+    monkeypatch.setenv("TRACKD_BASE_URL", upstream.url)
+    monkeypatch.setenv("TRACKD_API_KEY", upstream.admin_key)
+    for _ in range(2):  # a second sync uploads nothing again
+        result = subprocess.run(
+            [sys.executable, "-m", "trackd", "sync"],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    api_run = api.run(f"admin/media/{run.id}")
+    [img] = api_run.media("img")
+    assert np.array_equal(decode_png(api_run.fetch(img["value"]["url"])), pixels)
+    assert api_run.file("notes.txt").download(tmp_path / "got").read_text() == "offline notes"
+    assert len(_blob_files(upstream)) == 2
