@@ -7,14 +7,13 @@ Side by side in one run, each in a fresh interpreter, with one 256x256x3 uint8 i
   draining ROUTER in another process: the least a logger that ships pixels can do;
 - ``pil_png``: PIL encoding the same image to PNG in-process (what a logger that encodes on
   the training thread pays), at the daemon's zlib level;
-- ``trackd_log``: building the raw value (one copy of the pixels) and logging it as a
-  HistoryMedia row through the real spawned daemon (offline: the training thread only);
+- ``trackd_log``: ``trackd.log({"img": trackd.Image(pixels)})`` through the real spawned
+  daemon (offline: the training thread only);
 - ``end_to_end``: the same, online to a real server (SQLite): images/s from the first
   ``log()`` until ``finish()`` returns, which is when the server holds every row and file;
   the run's media are read back and counted;
 - ``wandb_offline``: ``wandb.Image`` + ``run.log`` offline, when wandb is installed.
 
-The raw value is built by hand per :mod:`trackd._wire.media` until ``trackd.Image`` lands.
 Usage: ``python bench/media.py [--calls 2000] [--images 400]``. Targets (issue 8): within
 2x of the floor, under a tenth of ``pil_png``, 20x less than wandb.
 """
@@ -39,7 +38,7 @@ import zmq
 from _latency import percentiles  # bench/ is on sys.path when a bench script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests._support.media import log_raw, raw_image  # noqa: E402 - the tests' raw values
+from tests._support.media import raw_image  # noqa: E402 - the floor sends the same value
 from tests._support.server import running_server  # noqa: E402
 
 SHAPE = (256, 256, 3)
@@ -127,7 +126,7 @@ def bench_trackd_log(calls: int, tmp: str) -> dict[str, Any]:
     import trackd
 
     run = trackd.init(project="bench")
-    result = measure(lambda img: log_raw(run, {"img": raw_image(img)}), _images(calls))
+    result = measure(lambda img: trackd.log({"img": trackd.Image(img)}), _images(calls))
     t0 = time.perf_counter()
     run.finish()
     result["finish_s"] = round(time.perf_counter() - t0, 3)
@@ -144,7 +143,7 @@ def bench_end_to_end(images: int, tmp: str) -> dict[str, Any]:
         run = trackd.init(project="bench")
         start = time.perf_counter()
         for img in pictures:
-            log_raw(run, {"img": raw_image(img)})
+            trackd.log({"img": trackd.Image(img)})
         logged = time.perf_counter()
         run.finish()
         done = time.perf_counter()

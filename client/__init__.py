@@ -10,15 +10,21 @@ Example::
     trackd.finish()
 
 ``import trackd as wandb`` works for the common calls: ``init``, ``log``, ``config``,
-``summary``, ``define_metric``, ``finish``, ``login``, ``save``.
+``summary``, ``define_metric``, ``finish``, ``login``, ``save``, ``watch``, ``unwatch``, and the rich
+values ``Image`` (with boxes, masks and ``Classes``), ``Histogram`` and ``Table``.
 """
 
 from . import errors
 from ._api import Api
 from ._config import Config
+from ._histogram import Histogram
+from ._image import Image
+from ._overlays import Classes
 from ._reader import RunData, read_run
 from ._run import Run, Summary
 from ._session import define_metric, finish, init, log, save
+from ._table import Table
+from ._watch import unwatch, watch
 from .cli.login import login
 
 __version__ = "0.1.0"
@@ -30,10 +36,14 @@ summary: Summary | None = None
 
 __all__ = [
     "Api",
+    "Classes",
     "Config",
+    "Histogram",
+    "Image",
     "Run",
     "RunData",
     "Summary",
+    "Table",
     "__version__",
     "config",
     "define_metric",
@@ -46,4 +56,6 @@ __all__ = [
     "run",
     "save",
     "summary",
+    "unwatch",
+    "watch",
 ]

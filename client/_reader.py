@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._values import summary_row
 from ._wire import records as p
 from ._wire.layout import RUN_LOG_NAME
 from ._wire.runlog import HEADER, LogFormatError, check_header, stream_frames
@@ -109,13 +110,13 @@ def read_run(path: str | os.PathLike[str], history: bool = True) -> RunData:
 
 def _apply(run: RunData, summary: SummaryState, r: Any, history: bool = True) -> None:
     run.last_seq = r.seq
-    if r.kind == p.HISTORY:
+    if r.kind == p.HISTORY or r.kind == p.HISTORY_MEDIA:
         if history:
             row = {"_step": r.step, "_timestamp": r.time, "_runtime": r.time - run.start_time}
             row.update(r.data)
             run.history.append(row)
         run.last_step = r.step
-        summary.observe(r.data)
+        summary.observe(r.data if r.kind == p.HISTORY else summary_row(r.data))
     elif r.kind == p.RUN_START:
         _apply_start(run, r)
     elif r.kind == p.CONFIG:

@@ -25,7 +25,8 @@ from . import _save
 from ._config import Config
 from ._names import check_run_text, check_tags
 from ._transport import Stream, Transport
-from ._values import check_ints, check_key, check_log_data, log_value
+from ._values import check_ints, check_key, check_log_data, log_value, summary_row
+from ._wire import media
 from ._wire import records as p
 from ._wire.layout import spill_path
 from ._wire.limits import EXIT_CODE_MAX, EXIT_CODE_MIN, INT64_MAX, MAX_RECORD_BYTES
@@ -122,6 +123,12 @@ class Summary:
             check_key("summary", str(k)): (None if v is None else log_value(str(k), v))
             for k, v in data.items()
         }
+        for key, value in clean.items():
+            if value is not None and media.is_raw(value):
+                raise TypeError(
+                    f"summary: value for key {key!r} is a {value[media.TYPE]} with pixels; "
+                    "log images with log(), the summary keeps the last one logged"
+                )
         self._run._send_summary(clean)
 
     def as_dict(self) -> dict[str, Any]:
@@ -191,6 +198,8 @@ class Run:
         self._summary_state = SummaryState()
         self._warned_step = False
         self._encode_history = p.history_encoder()
+        self._encode_media = p.history_encoder(p.HISTORY_MEDIA)
+        self._row_media = False  # the open row holds raw media: send it as HistoryMedia
         self._send: Any = None  # transport.send once started; bound once, it is the hot path
         # with no metric definitions, folding a row into the summary is one dict update
         self._observe: Any = self._summary_state.last.update
@@ -198,6 +207,7 @@ class Run:
         self._exit_code: int | None = None
         self._on_finished: Callable[[Run], None] | None = None
         self._saves: list[_save.SaveRequest] = []
+        self._finish_hooks: list[Callable[[Run], None]] = []  # e.g. watch() removes its hooks
 
     name = _MetaField()
     notes = _MetaField()
@@ -296,6 +306,9 @@ class Run:
         else:
             row = check_log_data(data)
             self._good_keys.update(row)
+            if media.row_has_raw(row):
+                self._log_media(row, step, commit)
+                return
         with self._lock:
             if self._state is not _RUNNING:
                 self._check_running("log()")
@@ -308,11 +321,23 @@ class Run:
                         self._commit()
             elif commit is False:
                 self._merge(row)
+            elif self._row is not None:
+                self._merge(row)
+                self._commit()
             else:
-                if self._row is not None:
-                    self._merge(row)
-                    row, self._row = self._row, None
                 self._write_row(row)
+
+    def _log_media(self, row: dict[str, Any], step: int | None, commit: bool | None) -> None:
+        """``log()`` of a row holding raw media: the same step rules, sent as HistoryMedia."""
+        with self._lock:
+            if self._state is not _RUNNING:
+                self._check_running("log()")
+            if step is not None and not self._move_to_step(step):
+                return
+            self._merge(row)
+            self._row_media = True
+            if commit or (step is None and commit is None):
+                self._commit()
 
     def _move_to_step(self, step: Any) -> bool:
         if type(step) is not int:
@@ -350,7 +375,23 @@ class Run:
     def _commit(self) -> None:
         if self._row is not None:
             row, self._row = self._row, None
-            self._write_row(row)
+            if self._row_media:
+                self._row_media = False
+                self._write_media_row(row)
+            else:
+                self._write_row(row)
+
+    def _write_media_row(self, row: dict[str, Any]) -> None:
+        seq = self._seq + 1
+        now = _now()
+        if self._send is not None:
+            payload = self._encode_media(self.id, seq, self._step, now, row)
+            _check_size(payload, f"the row of step {self._step}")
+            assert self._transport is not None and self._stream is not None
+            self._transport.send_alone(self._stream, seq, payload, now)
+        self._seq = seq
+        self._observe(summary_row(row))
+        self._step += 1
 
     def _write_row(self, row: dict[str, Any]) -> None:
         seq = self._seq + 1
@@ -458,6 +499,8 @@ class Run:
             self._wait(finish.seq, quiet)
         finally:
             self._state = RunState.FINISHED
+            for hook in self._finish_hooks:
+                hook(self)
             if self._transport is not None and self._stream is not None:
                 self._transport.close_stream(self._stream)
             if self._on_finished is not None:

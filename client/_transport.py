@@ -3,8 +3,7 @@
 Two threads, two locks. The training thread's ``send()`` only appends: an encoded record
 goes into the run's open batch (a list, under the queue lock ``_lock``, which ``Run`` shares
 so one acquire serves a ``log()``); a batch of ``BATCH_RECORDS`` records becomes one blob on
-the run's ``ready`` queue; a record of ``LARGE_RECORD_BYTES`` or more (an image) goes on it
-alone, as it is, so the training thread never copies pixels into a batch. Past ``queue_bytes`` of records not yet acked, records are
+the run's ``ready`` queue. Past ``queue_bytes`` of records not yet acked, records are
 appended to a spill file in the run directory instead (an append, never a wait).
 
 Everything else happens on the transport's own I/O thread, which alone touches the ZeroMQ
@@ -45,9 +44,6 @@ from .errors import CommError, UsageError
 SERVICE_INTERVAL = 0.2
 BATCH_RECORDS = 64
 BATCH_SECONDS = 0.01
-# a record this large (an image's pixels) is sent as a message of its own, never copied into
-# a batch on the training thread
-LARGE_RECORD_BYTES = 64 << 10
 UNREACHABLE_AFTER = 5.0
 ATTACH_TIMEOUT = 5.0  # how long init() waits for the daemon's answer to its Attach
 REATTACH_AFTER = 2.0  # resend an unanswered Attach after this many seconds
@@ -242,21 +238,26 @@ class Transport:
         """Hand one encoded record to the daemon: an append in memory, never a wait."""
         if stream.spill is None and self._queued_bytes < self.queue_bytes and not self.forked:
             batch = stream.batch
-            self._queued_bytes += len(payload)
-            if len(payload) >= LARGE_RECORD_BYTES:  # goes alone: joining it would copy it
-                if batch:
-                    stream.ready.append((stream.batch_seq, b"".join(batch)))
-                    batch.clear()
-                stream.ready.append((seq, payload))
-                stream.batch_seq = seq
-                return
             batch.append(payload)
             stream.batch_seq = seq
+            self._queued_bytes += len(payload)
             if len(batch) >= BATCH_RECORDS:
                 stream.ready.append((seq, b"".join(batch)))
                 batch.clear()
             elif len(batch) == 1:
                 stream.batch_since = now
+        else:
+            self._send_slow(stream, payload)
+
+    def send_alone(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
+        """Like :meth:`send`, for a large record (a row of images): it goes as a blob of its
+        own, never joined (copied again) into a batch on the training thread."""
+        if stream.spill is None and self._queued_bytes < self.queue_bytes and not self.forked:
+            if stream.batch:  # keep order: what was batched goes first
+                stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
+                stream.batch.clear()
+            stream.ready.append((seq, payload))
+            self._queued_bytes += len(payload)
         else:
             self._send_slow(stream, payload)
 

@@ -1,10 +1,12 @@
 """Checking and flattening what a training script passes to ``log()``, ``config`` and
 ``summary``, by the rules of :mod:`trackd._wire.limits`.
 
-``log()`` values are numbers, bools, strings, None, numpy scalars and 0-d arrays, torch
-scalar tensors, and dicts of those (flattened to dotted keys). Anything else raises at the
-call site with the key, the type and what to log instead. The common case, a flat dict of
-Python numbers, is checked in one tight loop and passed through untouched.
+``log()`` values are numbers, bools, strings, None, numpy and torch scalars, numpy arrays and
+torch tensors (a list of up to 32 numbers, else a histogram), lists of numbers,
+``trackd.Image`` (or a list of them), ``trackd.Histogram``, ``trackd.Table``, and dicts of
+those (flattened to dotted keys). Anything else raises at the call site with the key, the
+type and what to log instead. The common case, a flat dict of Python numbers, is checked in
+one tight loop and passed through untouched.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._histogram import Histogram, array_value, number_list, tensor_value
+from ._image import Image
+from ._table import Table
+from ._wire import media
 from ._wire.limits import (
     INT64_MAX,
     INT64_MIN,
@@ -102,6 +108,10 @@ def log_value(key: str, v: Any) -> Any:
         if problem is not None:
             raise ValueError(f"log(): value for key {key!r} {problem}; log a shorter text")
         return v
+    if isinstance(v, _RICH):
+        return v._raw(key)
+    if t is list or t is tuple:
+        return _list_value(key, v)
     module = t.__module__
     if module == "numpy":
         return _numpy_value(key, v)
@@ -110,9 +120,58 @@ def log_value(key: str, v: Any) -> Any:
     if isinstance(v, (float, int, str)):  # subclasses such as IntEnum or np.float64
         return log_value(key, _base(v))
     raise TypeError(
-        f"log(): value for key {key!r} is a {_describe(v)}; "
-        "log a number, a bool, a str, a numpy or torch scalar, or a dict of them"
+        f"log(): value for key {key!r} is a {_describe(v)}; log a number, a bool, a str, "
+        "a numpy array or torch tensor, a list of numbers, a trackd.Image, trackd.Histogram "
+        "or trackd.Table, or a dict of them"
     )
+
+
+_RICH = (Image, Histogram, Table)
+
+
+def _list_value(key: str, v: list[Any] | tuple[Any, ...]) -> Any:
+    """A list of images as one ``images`` value; a list of numbers as it is."""
+    if v and all(isinstance(x, Image) for x in v):
+        return {media.TYPE: media.IMAGES, "items": [x._raw(key) for x in v]}
+    if any(isinstance(x, Image) for x in v):
+        kinds = sorted({type(x).__name__ for x in v})
+        raise TypeError(
+            f"log(): value for key {key!r} is a list of {' and '.join(kinds)}; a list of "
+            "images holds only trackd.Image: log the other values under their own keys"
+        )
+    if not all(isinstance(x, (int, float)) or _numpy_scalar(x) for x in v):
+        raise TypeError(
+            f"log(): value for key {key!r} is a {_describe(v)}; log a number, a list "
+            "of numbers, a numpy array, or a list of trackd.Image"
+        )
+    return number_list(key, list(v))
+
+
+def _numpy_scalar(x: Any) -> bool:
+    return type(x).__module__ == "numpy" and getattr(x, "ndim", 1) == 0
+
+
+def summary_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` for the summary: each raw media value (pixels, file bytes) replaced by a small
+    description of it, so the summary never holds a second reference to the pixels."""
+    return {k: summary_stub(v) if media.is_raw(v) else v for k, v in row.items()}
+
+
+def summary_stub(value: dict[str, Any]) -> dict[str, Any]:
+    """A raw media value without its bytes: what it is and its size."""
+    kind = value[media.TYPE]
+    if kind == media.IMAGES:
+        return {media.TYPE: kind, "count": len(value["items"])}
+    if kind == media.TABLE:
+        return {media.TYPE: kind, "columns": value["columns"], "rows": len(value["data"])}
+    if "shape" in value:
+        h, w = value["shape"][:2]
+    else:
+        h, w = value["height"], value["width"]
+    stub = {media.TYPE: kind, "width": w, "height": h}
+    if value.get("caption") is not None:
+        stub["caption"] = value["caption"]
+    return stub
 
 
 def _base(v: Any) -> Any:
@@ -125,21 +184,21 @@ def _base(v: Any) -> Any:
 def _numpy_value(key: str, v: Any) -> Any:
     if getattr(v, "ndim", 1) == 0:
         return log_value(key, v.item())
-    raise TypeError(
-        f"log(): value for key {key!r} is a numpy array of shape {tuple(v.shape)} "
-        f"and dtype {v.dtype}; log a scalar such as float(x.mean())"
-    )
+    if type(v).__name__ != "ndarray":
+        raise TypeError(f"log(): value for key {key!r} is a numpy {type(v).__name__}; log a number")
+    value = array_value(key, v)
+    return log_value(key, v.reshape(-1)[0].item()) if value is None else value
 
 
 def _torch_value(key: str, v: Any) -> Any:
     numel = getattr(v, "numel", None)
-    if numel is not None and numel() == 1:
+    if numel is None or not hasattr(v, "detach"):
+        raise TypeError(
+            f"log(): value for key {key!r} is a torch {type(v).__name__}; log a tensor or a number"
+        )
+    if numel() == 1:
         return log_value(key, v.detach().cpu().item())
-    shape = tuple(getattr(v, "shape", ()))
-    raise TypeError(
-        f"log(): value for key {key!r} is a torch tensor of shape {shape}; "
-        "log a scalar tensor or a number such as x.mean().item()"
-    )
+    return tensor_value(key, v)
 
 
 def _describe(v: Any) -> str:

@@ -84,6 +84,8 @@ def _convert(value: Any, media_dir: Path, files: dict[str, Path]) -> Any:
     kind = value.get(media.TYPE)
     if kind == media.IMAGE:
         return _image(value, media_dir, files)
+    if kind == media.IMAGES and media.is_raw(value):
+        return dict(value, items=[_convert(item, media_dir, files) for item in value["items"]])
     if kind == media.TABLE and media.is_raw(value):
         rows = [[_convert(cell, media_dir, files) for cell in row] for row in value["data"]]
         return dict(value, data=rows)

@@ -375,6 +375,8 @@ def rich_value_problem(value: Any) -> str | None:
                 return f"holds {problem}"
         elif kind == media.TABLE and type(item.get("data")) is list:
             stack.extend(item["data"])
+        elif kind == media.IMAGES and type(item.get("items")) is list:
+            stack.extend(item["items"])
     return None
 
 

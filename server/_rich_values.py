@@ -21,7 +21,7 @@ from trackd._wire import records as p
 from . import _schema as s
 from ._db import Database
 
-_TYPES = frozenset({media.IMAGE_FILE, media.TABLE, media.HISTOGRAM})
+_TYPES = frozenset({media.IMAGE_FILE, media.IMAGES, media.TABLE, media.HISTOGRAM})
 MAX_MEDIA_VALUES = 100_000  # one answer; more is asked for by step range
 
 
@@ -95,6 +95,10 @@ def with_urls(value: Any, blob_url: str) -> Any:
         rows = value.get("data")
         if type(rows) is list:
             value["data"] = [with_urls(row, blob_url) for row in rows]
+    elif kind == media.IMAGES:
+        items = value.get("items")
+        if type(items) is list:
+            value["items"] = [with_urls(item, blob_url) for item in items]
     elif kind == media.IMAGE_FILE:
         value["url"] = f"{blob_url}/{value.get('sha256')}"
         masks = value.get("masks")

@@ -31,11 +31,10 @@ Raw values (client -> daemon), map keys as shown; optional ones may be absent or
                            "class_id": int, "box_caption": str, "scores": {name: float}}],
              "class_labels": {"<id>": name}}
         boxes and class labels are stored as they are (class-label keys are str).
+    {"_type": "images", "items": [raw image, ...]}
+        a list of images logged under one key (``log({"examples": [Image, ...]})``).
     {"_type": "table", "columns": [str], "data": [[cell, ...], ...]}
         cells: None, bool, int, float, str, or a raw image.
-    [raw image, ...]
-        several images under one key (``log({"examples": [Image, Image]})``); the daemon
-        turns each one into a file reference, in order.
 
 Encoding (the daemon): PNG by PIL at zlib level 3, no metadata, so the same pixels always
 give the same file; a mask is a mode "L" PNG. A file is named ``<sha256>.<format>`` in
@@ -47,11 +46,13 @@ each image and each mask: ``/api/v1/runs/<entity>/<project>/<run>/blobs/<sha256>
     {"_type": "image-file", "sha256": hex, "size": n, "format": "png", "width": w,
      "height": h, ...the image's optional fields, masks as
      {group: {"sha256": hex, "size": n, "format": "png", "class_labels": {...}}}}
+    {"_type": "images", "items": [image-file, ...]}
     {"_type": "table", "columns": [...], "data": [...cells, image cells as image-file...]}
 
 Values that need no daemon work are sent as they are, in plain ``History`` rows::
 
-    {"_type": "histogram", "bins": [edge, ...] (n+1 floats), "values": [count, ...] (n ints),
+    {"_type": "histogram", "bins": [edge, ...] (n+1 floats), "values": [count, ...] (n ints;
+     floats only for a weighted or density ``np_histogram`` passed in by the user),
      "nan": int, "inf": int, "-inf": int}  (non-finite counts, present when not zero)
     a list of numbers (a small array or a list passed to log())
 
@@ -68,6 +69,7 @@ FORMAT_VERSION = 1
 TYPE = "_type"
 IMAGE = "image"  # raw
 IMAGE_FILE = "image-file"  # uploaded
+IMAGES = "images"  # a list of images under one key: raw or uploaded items
 TABLE = "table"
 HISTOGRAM = "histogram"
 MAX_BINS = 512
@@ -76,15 +78,14 @@ SAVE_POLICIES = ("live", "now", "end")
 
 
 def is_raw(value: Any) -> bool:
-    """True if ``value`` holds raw media the daemon must turn into files (a raw image, a
-    table with a raw image cell, or a list holding either)."""
-    if type(value) is list:
-        return any(is_raw(item) for item in value)
+    """True if ``value`` holds raw media the daemon must turn into files."""
     if type(value) is not dict:
         return False
     kind = value.get(TYPE)
     if kind == IMAGE:
         return True
+    if kind == IMAGES:
+        return any(is_raw(item) for item in value.get("items", ()))
     if kind == TABLE:
         return any(is_raw(cell) for row in value.get("data", ()) for cell in row)
     return False
@@ -92,4 +93,4 @@ def is_raw(value: Any) -> bool:
 
 def row_has_raw(row: dict[str, Any]) -> bool:
     """True if any value of a history row is raw media (send it as ``HistoryMedia``)."""
-    return any((type(v) is dict or type(v) is list) and is_raw(v) for v in row.values())
+    return any(type(v) is dict and is_raw(v) for v in row.values())

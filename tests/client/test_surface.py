@@ -19,6 +19,11 @@ def test_all_is_exactly_the_public_surface() -> None:
     assert public == set(trackd.__all__) - {"__version__"}
 
 
+def test_rich_values_and_watch_are_public() -> None:
+    rich = {"Image", "Classes", "Histogram", "Table", "watch", "unwatch"}
+    assert rich <= set(trackd.__all__)
+
+
 def test_every_setting_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"`(TRACKD_[A-Z_]+)`", readme))

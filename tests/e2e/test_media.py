@@ -80,7 +80,7 @@ def test_images_masks_tables_read_back_exactly(online: ServerProcess, api: track
                 boxes=boxes,
                 masks={"truth": raw_mask(classes, {"0": "bg", "4": "x"})},
             ),
-            "many": [raw_image(gray), raw_image(rgba)],
+            "many": {"_type": "images", "items": [raw_image(gray), raw_image(rgba)]},
             "table": {
                 "_type": "table",
                 "columns": ["id", "picture"],
@@ -103,8 +103,8 @@ def test_images_masks_tables_read_back_exactly(online: ServerProcess, api: track
     assert mask["class_labels"] == {"0": "bg", "4": "x"}
     assert np.array_equal(decode_png(api_run.fetch(mask["url"]))[:, :, 0], classes)
     [many] = api_run.media("many")
-    assert np.array_equal(decode_png(api_run.fetch(many["value"][0]["url"])), gray)
-    assert np.array_equal(decode_png(api_run.fetch(many["value"][1]["url"])), rgba)
+    assert np.array_equal(decode_png(api_run.fetch(many["value"]["items"][0]["url"])), gray)
+    assert np.array_equal(decode_png(api_run.fetch(many["value"]["items"][1]["url"])), rgba)
     [table] = api_run.media("table")
     cell = table["value"]["data"][0][1]
     assert np.array_equal(decode_png(api_run.fetch(cell["url"])), rgb)
