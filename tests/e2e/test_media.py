@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 import trackd
+from PIL import Image
 from trackd._wire import records as p
 
 from tests._support.media import decode_png, log_raw, raw_image, raw_mask
@@ -284,3 +285,40 @@ def test_an_offline_run_with_images_and_files_syncs_once(
     assert np.array_equal(decode_png(api_run.fetch(img["value"]["url"])), pixels)
     assert api_run.file("notes.txt").download(tmp_path / "got").read_text() == "offline notes"
     assert len(_blob_files(upstream)) == 2
+
+
+@pytest.mark.parametrize("upstream", DBS, indirect=True)
+def test_trackd_image_online_reads_back_exactly(
+    online: ServerProcess, api: trackd.Api, tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    rgb, classes = _pixels(5), (np.arange(24 * 32).reshape(24, 32) % 3).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(_pixels(6)).save(path)
+    images = torch.rand(4, 3, 8, 8)
+    run = trackd.init(project="media")
+    trackd.log(
+        {
+            "img": trackd.Image(rgb, caption="c", masks={"gt": {"mask_data": classes}}),
+            "from_file": trackd.Image(str(path)),
+            "grid": trackd.Image(images.float()),
+            "several": [trackd.Image(rgb), trackd.Image(rgb)],
+            "masks": {"true": trackd.Image(classes)},
+            "loss": torch.tensor(0.5),
+        }
+    )
+    trackd.finish()
+    api_run = api.run(f"admin/media/{run.id}")
+    value = api_run.media("img")[0]["value"]
+    assert np.array_equal(decode_png(api_run.fetch(value["url"])), rgb)
+    mask = decode_png(api_run.fetch(value["masks"]["gt"]["url"]))[:, :, 0]
+    assert np.array_equal(mask, classes) and value["caption"] == "c"
+    from_file = api_run.media("from_file")[0]["value"]
+    assert api_run.fetch(from_file["url"]) == path.read_bytes()  # kept as it was
+    grid = decode_png(api_run.fetch(api_run.media("grid")[0]["value"]["url"]))
+    assert grid.shape == (12, 42, 3)
+    several = api_run.media("several")[0]["value"]["items"]
+    assert [s["sha256"] for s in several] == [value["sha256"]] * 2  # one file, stored once
+    true = decode_png(api_run.fetch(api_run.media("masks.true")[0]["value"]["url"]))
+    assert true.shape[:2] == classes.shape
+    assert api_run.history(samples=None, pandas=False)[0]["loss"] == 0.5
