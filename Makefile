@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck bench clean
+.PHONY: demo test install web lint typecheck bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,22 @@ $(STAMP): pyproject.toml $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict
 	touch $(STAMP)
 
-install: $(STAMP)
+# The web UI (web/, TypeScript + Vite) is built into server/static/, which `trackd server`
+# serves at / and the Python package ships; it is rebuilt when its sources change.
+WEB_DEPS := web/node_modules/.installed
+WEB_OUT  := server/static/index.html
+WEB_SRC  := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_DEPS)
+
+$(WEB_OUT): $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run build
+
+web: $(WEB_OUT)
+
+install: $(STAMP) $(WEB_OUT)
 
 demo: install
 	$(PY) examples/demo.py
@@ -24,6 +39,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check client daemon server tests bench examples
 	$(VENV)/bin/ruff format --check client daemon server tests bench examples
+	cd web && npm run lint
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -37,4 +53,4 @@ bench: install
 	$(PY) bench/log_latency.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache web/node_modules server/static

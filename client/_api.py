@@ -27,7 +27,8 @@ from .cli.credentials import DEFAULT_BASE_URL, normalize_url, resolve
 from .cli.login import Viewer, saved_key
 from .errors import UsageError
 
-SCAN_PAGE_STEPS = 1000
+SCAN_PAGE_STEPS = 10_000  # steps per request of scan_history (the server reads blocks of 1024)
+RUNS_PAGE = 1000  # runs per request of Api.runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,16 +273,32 @@ class Api:
         answer = self._client.get(f"/entities/{_q(ent)}/projects")
         return [ApiProject(ent, str(d["name"]), d.get("created_at")) for d in answer["projects"]]
 
-    def runs(self, path: str | None = None, filters: dict[str, Any] | None = None) -> list[ApiRun]:
+    def runs(
+        self,
+        path: str | None = None,
+        filters: dict[str, Any] | None = None,
+        order: str | None = None,
+    ) -> list[ApiRun]:
         """The runs of project ``path`` (``"entity/project"`` or ``"project"``), oldest first.
 
         ``filters`` is a wandb-style query document, e.g.
-        ``{"state": "finished", "config.lr": {"$gt": 0.01}, "tags": "baseline"}``.
+        ``{"state": "finished", "config.lr": {"$gt": 0.01}, "tags": "baseline"}``; ``order``
+        sorts by a field, e.g. ``"-summary.loss"`` (descending) or ``"config.lr"``. The
+        server filters and sorts; the runs are fetched a page at a time.
         """
         entity, project = self._project_path(path)
-        params = {"filters": json.dumps(filters, allow_nan=False)} if filters else None
-        answer = self._client.get(f"/entities/{_q(entity, 'projects', project)}/runs", params)
-        return [ApiRun.from_json(doc, self._client) for doc in answer["runs"]]
+        params: dict[str, Any] = {"limit": RUNS_PAGE}
+        if filters:
+            params["filters"] = json.dumps(filters, allow_nan=False)
+        if order:
+            params["order"] = order
+        url = f"/entities/{_q(entity, 'projects', project)}/runs"
+        out: list[ApiRun] = []
+        while True:
+            answer = self._client.get(url, dict(params, offset=len(out)))
+            out += [ApiRun.from_json(doc, self._client) for doc in answer["runs"]]
+            if not answer["runs"] or len(out) >= int(answer.get("total", len(out))):
+                return out
 
     def run(self, path: str) -> ApiRun:
         """One run by ``"entity/project/run_id"`` (or ``"project/run_id"``, or ``"run_id"``)."""

@@ -2,8 +2,9 @@
 
 Starts ``trackd server`` (embedded SQLite under ``.trackd-demo/``) in the background unless a
 demo server is already running, logs in to it, runs ``examples/quickstart.py`` online, then
-prints the run as the server holds it and the URLs to look at. The server keeps running;
-the last line says how to stop it.
+prints the run as the server holds it and the URLs to look at. The server keeps running
+(the line says how to stop it); the last lines are the web UI's link and the key to sign in
+with.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def main() -> None:
     print(f"  local run log: {DEMO / 'runs'}")
     pid = json.loads((DEMO / "server.json").read_text())["pid"]
     print(f"the server keeps running (pid {pid}); stop it with: kill {pid}")
+    print(f"open the web UI: {url}/#/r/admin/quickstart/{latest['id']}")
+    print(f"  sign in with the demo's API key: {key}  (also in {DEMO / 'admin.key'})")
 
 
 if __name__ == "__main__":

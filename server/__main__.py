@@ -162,11 +162,16 @@ def _admin_commands(args: argparse.Namespace, db: Database) -> bool:
 def _prepare(settings: Settings) -> Database:
     """Open and upgrade the database; create the admin user on first start."""
     db = Database.open(settings.db, settings.data_dir)
-    before, after = migrate(db.writer)
+    made: list[str | None] = []
+
+    def bootstrap() -> None:  # under the migration lock: two servers starting make one admin
+        with db.write() as conn:
+            made.append(_accounts.bootstrap(conn, settings.admin_user, settings.admin_key))
+
+    before, after = migrate(db.writer, then=bootstrap)
     if before != after:
         print(f"trackd: database schema upgraded from version {before} to {after}", flush=True)
-    with db.write() as conn:
-        key = _accounts.bootstrap(conn, settings.admin_user, settings.admin_key)
+    key = made[0]
     if key is not None and settings.admin_key is None:  # generated: the one chance to see it
         print(f"trackd: admin API key (shown once): {key}", flush=True)
     elif key is not None:  # given: its owner knows it; printed, it would leak into service logs

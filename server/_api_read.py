@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from . import _filters, _history, _rejections, _runs
+from . import _history, _rejections, _run_query, _runs
 from . import _schema as s
 from ._auth import visible_entities
 from ._http import Caller, app_state, member_entity, respond
+from .errors import NotFound
 
 router = APIRouter(tags=["read"])
 
@@ -53,20 +54,30 @@ def projects(request: Request, entity: str, principal: Caller) -> Response:
     return respond(request, {"entity": ent.name, "projects": found})
 
 
-@router.get("/entities/{entity}/projects/{project}/runs", summary="A project's runs, filtered")
+@router.get(
+    "/entities/{entity}/projects/{project}/runs",
+    summary="A project's runs: filtered, sorted and paged by the database, with the total",
+)
 def runs(
     request: Request,
     entity: str,
     project: str,
     principal: Caller,
     filters: Annotated[str | None, Query(description="wandb-style JSON filter")] = None,
+    order: Annotated[
+        str | None, Query(description="e.g. -summary.loss, config.lr, created_at ('-': descending)")
+    ] = None,
+    limit: Annotated[int | None, Query(description="runs per page (all if absent)")] = None,
+    offset: Annotated[int, Query(description="runs to skip")] = 0,
 ) -> Response:
     ent = member_entity(request, principal, entity)
-    keep = _filters.parse(filters)
     with app_state(request).db.read() as conn:
-        rows = _runs.project_runs(conn, ent, project)
-    docs = [_runs.run_json(row, ent.name, project) for row in rows]
-    return respond(request, {"runs": [doc for doc in docs if keep(doc)]})
+        pid = _runs.project_id(conn, ent, project)
+        if pid is None:
+            raise NotFound(f"project {project!r} not found in entity {ent.name!r}")
+        page = _run_query.project_runs(conn, pid, filters, order, limit, offset)
+    docs = [_runs.run_json(row, ent.name, project) for row in page.rows]
+    return respond(request, {"runs": docs, "total": page.total, "offset": offset, "limit": limit})
 
 
 @router.get(

@@ -1,59 +1,222 @@
-"""Downsampling a history series for charts without losing its spikes.
+"""Downsampling a key's history for charts, deterministically, without losing its spikes.
 
-The step range is split into equal buckets (half as many as the points wanted, since each
-bucket keeps two); each bucket keeps its lowest and its highest point, so a one-step spike
-or dip survives however long the run is. A bucket's values that are not finite numbers
-(NaN, infinities, strings, None) are not comparable; its first such point is kept instead, so a
-loss that went NaN still shows.
+The step range asked for is split into equal buckets (half as many as the points wanted,
+since each bucket keeps two); each bucket keeps its lowest and its highest point, so a
+one-step spike or dip survives however long the run is. Values that are not finite numbers
+(NaN, infinities, strings, bools, None, maps) are not comparable; a bucket's first such point
+is kept instead, so a loss that went NaN still shows. The same request always gives the
+same points: nothing is random, and a bucket's ties go to its earliest point.
+
+The cost grows with the points shown, not the points logged: when the range spans at least
+as many blocks as buckets, each block falls in the bucket of its first step and a bucket's
+min and max come from its blocks' summaries; only blocks cut by the range's ends, and blocks
+holding values that are not plain numbers, are opened. Otherwise the blocks are opened and
+the points bucketed with numpy.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from sqlalchemy import Connection
 
-def _is_number(value: Any) -> bool:
-    return (type(value) is float and math.isfinite(value)) or type(value) is int
-
-
-def _bucket_picks(indices: list[int], values: Sequence[Any]) -> list[int]:
-    lo = hi = odd = None
-    for i in indices:
-        v = values[i]
-        if _is_number(v):
-            if lo is None or v < values[lo]:
-                lo = i
-            if hi is None or v > values[hi]:
-                hi = i
-        elif odd is None:
-            odd = i
-    return [i for i in {lo, hi, odd} if i is not None]
+from . import _blocks as b
+from . import _history_store as store
+from ._blocks import Points, Summary
 
 
-def select_points(steps: Sequence[int], values: Sequence[Any], samples: int) -> list[int]:
-    """Indices (ascending) of about ``samples`` points of the series ``steps``/``values``.
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Chosen points of one key, in step order, with their exact values."""
+
+    steps: list[int]
+    times: list[float]
+    values: list[Any]
+
+    @classmethod
+    def of(cls, points: Points) -> Series:
+        return cls(points.steps.tolist(), points.times.tolist(), values_of(points))
+
+
+def values_of(points: Points) -> list[Any]:
+    """The exact Python values of ``points``."""
+    if points.kinds is None:
+        return points.values.tolist()
+    return [points.value(i) for i in range(len(points))]
+
+
+def _buckets(steps: b.I64, first: int, last: int, buckets: int) -> b.I64:
+    width = (last - first + 1) / buckets
+    index = ((steps - first) / width).astype(np.int64)
+    return np.clip(index, 0, buckets - 1)
+
+
+def _first_in_segment(segment: b.I64, where: np.ndarray[Any, Any]) -> b.I64:
+    """Positions of the first True of ``where`` in each segment (segments are ascending)."""
+    index = np.flatnonzero(where)
+    if not len(index):
+        return index
+    owner = segment[index]
+    first = np.ones(len(index), dtype=bool)
+    first[1:] = owner[1:] != owner[:-1]
+    return index[first]
+
+
+def pick(points: Points, first: int, last: int, buckets: int) -> b.I64:
+    """Positions (ascending) of each bucket's min, max and first non-number, over steps
+    ``first`` to ``last`` split into ``buckets``. Steps are ascending, so each bucket is a
+    run of positions: a few vectorized passes, no sorting."""
+    n = len(points)
+    if not n:
+        return np.empty(0, np.int64)
+    bucket = _buckets(points.steps, first, last, buckets)
+    change = np.ones(n, dtype=bool)
+    change[1:] = bucket[1:] != bucket[:-1]
+    starts = np.flatnonzero(change)
+    segment = np.cumsum(change) - 1
+    numeric = points.numeric()
+    chosen = [_first_in_segment(segment, ~numeric)]
+    if numeric.any():
+        low = np.where(numeric, points.values, np.inf)
+        high = np.where(numeric, points.values, -np.inf)
+        lows = np.minimum.reduceat(low, starts)[segment]
+        highs = np.maximum.reduceat(high, starts)[segment]
+        chosen.append(_first_in_segment(segment, numeric & (low == lows)))
+        chosen.append(_first_in_segment(segment, numeric & (high == highs)))
+    return np.unique(np.concatenate(chosen))
+
+
+def downsample(points: Points, samples: int) -> Points:
+    """About ``samples`` points of ``points`` (all of them if they are no more than that)."""
+    if samples <= 0 or len(points) <= samples:
+        return points
+    first, last = int(points.steps[0]), int(points.steps[-1])
+    return points.take(pick(points, first, last, max(1, samples // 2)))
+
+
+def read(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int, samples: int) -> Series:
+    """A key's points with steps ``lo`` to ``hi``, downsampled to about ``samples``."""
+    return read_keys(conn, run_pk, [key_id], lo, hi, samples)[key_id]
+
+
+def _opens_all(blocks: list[Summary], samples: int) -> bool:
+    """True if the blocks are read whole: few points, or fewer blocks than buckets."""
+    buckets = max(1, samples // 2)
+    return samples <= 0 or sum(s.n for s in blocks) <= samples or len(blocks) < buckets
+
+
+def read_keys(
+    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int, samples: int
+) -> dict[int, Series]:
+    """Several keys of a run, each downsampled on its own (two queries for most keys)."""
+    blocks = store.summaries_of_keys(conn, run_pk, key_ids, lo, hi)
+    whole = [k for k in key_ids if blocks[k] and _opens_all(blocks[k], samples)]
+    opened = store.points_of_keys(conn, run_pk, whole, lo, hi)
+    out: dict[int, Series] = {}
+    for key_id in key_ids:
+        if key_id in opened:
+            out[key_id] = Series.of(downsample(opened[key_id], samples))
+        elif blocks[key_id]:
+            buckets = max(1, samples // 2)
+            out[key_id] = _from_summaries(conn, run_pk, key_id, blocks[key_id], lo, hi, buckets)
+        else:
+            out[key_id] = Series([], [], [])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    step: int
+    time: float
+    value: Any
+    rank: float  # the number compared; NaN for a point that is not a number
+
+
+def _summary_candidates(s: Summary) -> list[_Candidate]:
+    assert s.min_step is not None and s.max_step is not None
+    assert s.min_time is not None and s.max_time is not None
+    assert s.min_v is not None and s.max_v is not None
+    return [
+        _Candidate(s.min_step, s.min_time, s.value(s.min_v), s.min_v),
+        _Candidate(s.max_step, s.max_time, s.value(s.max_v), s.max_v),
+    ]
+
+
+def _point_candidates(points: Points, first: int, last: int, buckets: int) -> list[_Candidate]:
+    out = []
+    numeric = points.numeric()
+    for i in pick(points, first, last, buckets).tolist():
+        rank = float(points.values[i]) if numeric[i] else float("nan")
+        out.append(_Candidate(int(points.steps[i]), float(points.times[i]), points.value(i), rank))
+    return out
+
+
+def _from_summaries(
+    conn: Connection,
+    run_pk: int,
+    key_id: int,
+    blocks: list[Summary],
+    lo: int,
+    hi: int,
+    buckets: int,
+) -> Series:
+    first, last = max(lo, blocks[0].start_step), min(hi, blocks[-1].end_step)
+    cut = [s for s in blocks if s.start_step < lo or s.end_step > hi or not s.plain]
+    opened = dict(
+        zip(
+            [s.start_step for s in cut],
+            store.blocks_at(conn, run_pk, key_id, [s.start_step for s in cut]),
+            strict=True,
+        )
+    )
+    groups: dict[int, list[_Candidate]] = {}
+    for s in blocks:
+        if s.start_step in opened:
+            points = store.trim(opened[s.start_step], lo, hi)
+            candidates = _point_candidates(points, first, last, buckets)
+            bucket_of = [_bucket_of(c.step, first, last, buckets) for c in candidates]
+        else:
+            candidates = _summary_candidates(s)
+            bucket_of = [_bucket_of(s.start_step, first, last, buckets)] * 2
+        for c, bucket in zip(candidates, bucket_of, strict=True):
+            groups.setdefault(bucket, []).append(c)
+    chosen: dict[int, _Candidate] = {}
+    for candidates in groups.values():
+        for c in _bucket_picks(candidates):
+            chosen[c.step] = c
+    ordered = [chosen[step] for step in sorted(chosen)]
+    return Series([c.step for c in ordered], [c.time for c in ordered], [c.value for c in ordered])
+
+
+def _bucket_of(step: int, first: int, last: int, buckets: int) -> int:
+    width = (last - first + 1) / buckets
+    return min(max(int((step - first) / width), 0), buckets - 1)
+
+
+def _bucket_picks(candidates: list[_Candidate]) -> list[_Candidate]:
+    """A bucket's lowest, highest and first non-number (candidates are in step order within
+    each block, blocks in order, so the earliest wins a tie)."""
+    numbers = [c for c in candidates if c.rank == c.rank]
+    odd = [c for c in candidates if c.rank != c.rank]
+    picks = odd[:1]
+    if numbers:
+        low = min(numbers, key=lambda c: (c.rank, c.step))
+        high = max(numbers, key=lambda c: (c.rank, -c.step))
+        picks += [low, high]
+    return picks
+
+
+def select_points(steps: list[int], values: list[Any], samples: int) -> list[int]:
+    """Positions (ascending) of about ``samples`` points of a series held in lists.
 
     ``steps`` must be ascending. Example::
 
         >>> select_points([0, 1, 2, 3], [1.0, 9.0, 1.0, 1.0], 2)
         [0, 1]
     """
-    n = len(steps)
-    if samples <= 0 or n <= samples:
-        return list(range(n))
-    buckets = max(1, samples // 2)
-    first, width = steps[0], (steps[-1] - steps[0] + 1) / buckets
-    chosen: list[int] = []
-    current: list[int] = []
-    bucket = 0
-    for i, step in enumerate(steps):
-        b = min(int((step - first) / width), buckets - 1)
-        if b != bucket and current:
-            chosen.extend(_bucket_picks(current, values))
-            current = []
-        bucket = b
-        current.append(i)
-    chosen.extend(_bucket_picks(current, values))
-    return sorted(chosen)
+    if samples <= 0 or len(steps) <= samples:
+        return list(range(len(steps)))
+    points = b.from_values(list(steps), [0.0] * len(steps), list(values))
+    return [int(i) for i in pick(points, steps[0], steps[-1], max(1, samples // 2))]

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from . import _history_store as store
 from . import _schema as s
-from ._downsample import select_points
+from ._downsample import read, values_of
 from ._record_rules import INT64_MAX, INT64_MIN, MAX_KEY_LEN
-from ._values import decode_value
+from ._values import render
 from .errors import BadRequest
 
 MAX_SAMPLES = 100_000
@@ -30,12 +31,18 @@ def _keys_param(keys: str | None) -> list[str] | None:
     if len(names) > MAX_KEYS:
         raise BadRequest(f"keys names {len(names)} keys; ask for at most {MAX_KEYS} keys at once")
     for name in names:
-        if len(name) > MAX_KEY_LEN or "\x00" in name:
-            raise BadRequest(
-                f"keys holds {name[:40]!r}, which no key can be: keys have at most "
-                f"{MAX_KEY_LEN} characters and no NUL"
-            )
+        check_key(name)
     return names
+
+
+def check_key(name: str, where: str = "keys") -> str:
+    """``name`` if some key could have it, else :class:`BadRequest`."""
+    if len(name) > MAX_KEY_LEN or "\x00" in name or not name:
+        raise BadRequest(
+            f"{where} holds {name[:40]!r}, which no key can be: keys have 1 to "
+            f"{MAX_KEY_LEN} characters and no NUL"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +69,18 @@ class HistoryQuery:
         )
 
 
-def _select(run_pk: int, query: HistoryQuery, by_key: bool) -> Any:
-    h, k = s.history, s.run_keys
-    stmt = (
-        select(k.c.key, h.c.step, h.c.time, h.c.kind, h.c.num, h.c.ival, h.c.text)
-        .join(k, k.c.id == h.c.key_id)
-        .where(h.c.run_pk == run_pk)
-    )
-    if query.keys is not None:
-        stmt = stmt.where(k.c.key.in_(query.keys))
-    if query.min_step is not None:
-        stmt = stmt.where(h.c.step >= query.min_step)
-    if query.max_step is not None:
-        stmt = stmt.where(h.c.step <= query.max_step)
-    return stmt.order_by(h.c.key_id, h.c.step) if by_key else stmt.order_by(h.c.step, h.c.key_id)
+def run_keys(conn: Connection, run_pk: int, keys: list[str] | None) -> list[tuple[str, int]]:
+    """``(key, key_id)`` of the run's keys (those named in ``keys``), in the order first logged."""
+    k = s.run_keys.c
+    stmt = select(k.key, k.id).where(k.run_pk == run_pk)
+    if keys is not None:
+        stmt = stmt.where(k.key.in_(keys))
+    return [(key, int(key_id)) for key, key_id in conn.execute(stmt.order_by(k.id))]
+
+
+def _range(query: HistoryQuery) -> tuple[int, int]:
+    lo = INT64_MIN if query.min_step is None else query.min_step
+    return lo, INT64_MAX if query.max_step is None else query.max_step
 
 
 MAX_ROW_VALUES = 1_000_000  # one unsampled answer; more is paged by step (scan_history)
@@ -84,37 +89,46 @@ MAX_ROW_VALUES = 1_000_000  # one unsampled answer; more is paged by step (scan_
 def rows(conn: Connection, run_pk: int, query: HistoryQuery) -> list[dict[str, Any]]:
     """Rows ``{"_step", "_timestamp", key: value, ...}`` ordered by step, at most
     ``MAX_ROW_VALUES`` values (a :class:`BadRequest` says how to ask for more)."""
-    out: list[dict[str, Any]] = []
-    row: dict[str, Any] = {}
-    stmt = _select(run_pk, query, False).limit(MAX_ROW_VALUES + 1)
-    for n, (key, step, t, kind, num, ival, text) in enumerate(conn.execute(stmt)):
-        if n == MAX_ROW_VALUES:
+    lo, hi = _range(query)
+    by_step: dict[int, dict[str, Any]] = {}
+    count = 0
+    for key, key_id in run_keys(conn, run_pk, query.keys):
+        points = store.points(conn, run_pk, key_id, lo, hi)
+        count += len(points)
+        if count > MAX_ROW_VALUES:
             raise BadRequest(
                 f"this history holds more than {MAX_ROW_VALUES} values in the range asked for; "
                 "ask for samples=N (downsampled), or page with min_step/max_step "
                 "(trackd.Api().run(...).scan_history() does)"
             )
-        if not out or row["_step"] != step:
-            row = {"_step": step, "_timestamp": t}
-            out.append(row)
-        row[key] = decode_value(kind, num, ival, text)
-    return out
+        values = render_values(values_of(points))
+        for step, t, value in zip(
+            points.steps.tolist(), points.times.tolist(), values, strict=True
+        ):
+            row = by_step.get(step)
+            if row is None:
+                row = by_step[step] = {"_step": step, "_timestamp": t}
+            row[key] = value
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def sampled(conn: Connection, run_pk: int, query: HistoryQuery) -> dict[str, Any]:
     """``{"keys": {key: {"step": [...], "value": [...], "time": [...]}}}``, downsampled."""
-    series: dict[str, tuple[list[int], list[Any], list[float]]] = {}
-    for key, step, t, kind, num, ival, text in conn.execute(_select(run_pk, query, True)):
-        steps, values, times = series.setdefault(key, ([], [], []))
-        steps.append(step)
-        values.append(decode_value(kind, num, ival, text))
-        times.append(t)
+    lo, hi = _range(query)
     out: dict[str, Any] = {}
-    for key, (steps, values, times) in series.items():
-        keep = select_points(steps, values, query.samples or 0)
-        out[key] = {
-            "step": [steps[i] for i in keep],
-            "value": [values[i] for i in keep],
-            "time": [times[i] for i in keep],
-        }
+    for key, key_id in run_keys(conn, run_pk, query.keys):
+        series = read(conn, run_pk, key_id, lo, hi, query.samples or 0)
+        if series.steps:
+            out[key] = {
+                "step": series.steps,
+                "value": render_values(series.values),
+                "time": series.times,
+            }
     return {"keys": out}
+
+
+def render_values(values: list[Any]) -> list[Any]:
+    """Values as an answer carries them (maps and lists rendered, see :func:`render`)."""
+    if not {dict, list} & set(map(type, values)):
+        return values
+    return [render(v) if isinstance(v, (dict, list)) else v for v in values]

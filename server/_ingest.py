@@ -30,14 +30,16 @@ from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _rejections, _rich_values, _run_blobs, _runs
+from . import _blocks, _rejections, _rich_values, _run_blobs, _run_json, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
+from ._history_store import BlockWriter, KeyTail
 from ._record_rules import INT64_MAX, record_problem
-from ._values import K_FLOAT, StoredValue, encode_value
+from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
+_ABSENT = object()  # a key a History row does not hold
 _STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
@@ -137,6 +139,9 @@ def _check_record(fields: list[Any], encoded: dict[int, Encoded]) -> tuple[Any, 
 
 def _encode_composites(data: dict[str, Any]) -> dict[str, StoredValue]:
     """The stored form of a History's list and map values (JSON, which may be too big)."""
+    kinds = set(map(type, data.values()))
+    if list not in kinds and dict not in kinds:  # most rows: no need to look at each value
+        return {}
     return {k: encode_value(k, v) for k, v in data.items() if type(v) is list or type(v) is dict}
 
 
@@ -176,33 +181,6 @@ def _lock_run(
     return row
 
 
-_UPSERT = (
-    " ON CONFLICT (run_pk, key_id, step) DO UPDATE SET "
-    "time = excluded.time, kind = excluded.kind, num = excluded.num, "
-    "ival = excluded.ival, text = excluded.text"
-)
-_COLUMNS = "INSERT INTO history (run_pk, key_id, step, time, kind, num, ival, text) "
-_SQLITE_HISTORY = _COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + _UPSERT
-# PostgreSQL: one statement per chunk, the columns sent as arrays (far fewer round trips)
-_PG_HISTORY = (
-    _COLUMNS + "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], "
-    "%s::smallint[], %s::float8[], %s::bigint[], %s::text[])" + _UPSERT
-)
-_PG_CHUNK = 50_000
-
-
-def write_history(db: Database, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert history rows; a (key, step) written again keeps the last value."""
-    if db.is_sqlite:
-        conn.exec_driver_sql(_SQLITE_HISTORY, rows)
-        return
-    # one statement may not touch a row twice, so keep the last row per (key, step)
-    unique = list({(r[1], r[2]): r for r in rows}.values())
-    for start in range(0, len(unique), _PG_CHUNK):
-        columns = tuple(list(col) for col in zip(*unique[start : start + _PG_CHUNK], strict=True))
-        conn.exec_driver_sql(_PG_HISTORY, columns)
-
-
 class _Applier:
     """Folds fresh, checked records into column values and history rows for one run."""
 
@@ -211,8 +189,8 @@ class _Applier:
     ) -> None:
         self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
-        self.rows: list[tuple[Any, ...]] = []
-        self.key_ids: dict[str, int] | None = None
+        self.rows: list[p.History] = []  # this batch's History records, in seq order
+        self.keys: dict[str, None] = {}  # their keys, in the order first seen
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -233,7 +211,7 @@ class _Applier:
             handlers[record.kind](record)
         _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
         if self.rows:
-            write_history(self.db, self.conn, self.rows)
+            self._write_history()
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
@@ -243,8 +221,11 @@ class _Applier:
         values = dict(self.values, last_step=self.last_step)
         if self.config is not None:
             values["config"] = msgpack.packb(self.config, use_bin_type=True)
+            values["config_json"] = _run_json.to_json_text(self.config)
         if self.summary_changed:
-            values["summary"] = msgpack.packb(self.summary.to_dict(), use_bin_type=True)
+            summary = self.summary.to_dict()
+            values["summary"] = msgpack.packb(summary, use_bin_type=True)
+            values["summary_json"] = _run_json.to_json_text(summary)
             values["summary_state"] = dump_state(self.summary)
         return values
 
@@ -277,42 +258,55 @@ class _Applier:
                 column = _COLUMNS_UPDATED[key]
                 self.values[column] = value or (self.run.run_id if key == "name" else None)
 
-    def _load_key_ids(self) -> dict[str, int]:
+    def _history(self, r: p.History) -> None:
+        self.rows.append(r)
+        self.keys.update(r.data)  # only the keys matter here
+        self.summary.observe(r.data)
+        self.summary_changed = True
+        if self.last_step is None or r.step > self.last_step:
+            self.last_step = r.step
+
+    def _write_history(self) -> None:
+        """The batch's points, key by key, appended to (or merged into) the key's blocks.
+
+        Rows are turned into columns one key at a time (a list comprehension per key is far
+        cheaper than touching each value in a Python loop)."""
+        tails = self._key_tails()
+        writer = BlockWriter(self.conn, self.run.id)
+        datas = [r.data for r in self.rows]
+        steps = [r.step for r in self.rows]
+        times = [float(r.time) for r in self.rows]
+        for key in self.keys:
+            values = [d.get(key, _ABSENT) for d in datas]
+            if any(v is _ABSENT for v in values):
+                keep = [i for i, v in enumerate(values) if v is not _ABSENT]
+                column = _blocks.from_values(
+                    [steps[i] for i in keep], [times[i] for i in keep], [values[i] for i in keep]
+                )
+            else:
+                column = _blocks.from_values(steps, times, values)
+            tail = tails.get(key) or KeyTail(self._new_key(key))
+            writer.add(tail, column)
+        writer.flush()
+
+    def _key_tails(self) -> dict[str, KeyTail]:
+        k = s.run_keys.c
         rows = self.conn.execute(
-            select(s.run_keys.c.key, s.run_keys.c.id).where(s.run_keys.c.run_pk == self.run.id)
+            select(k.key, k.id, k.last_step, k.tail_start, k.tail_n).where(k.run_pk == self.run.id)
         )
-        return {key: int(key_id) for key, key_id in rows}
+        return {
+            key: KeyTail(int(key_id), last, start, int(n or 0))
+            for key, key_id, last, start, n in rows
+        }
 
     def _new_key(self, key: str) -> int:
-        assert self.key_ids is not None
         self.db.insert_ignore(self.conn, s.run_keys, {"run_pk": self.run.id, "key": key})
         key_id = self.conn.execute(
             select(s.run_keys.c.id).where(
                 s.run_keys.c.run_pk == self.run.id, s.run_keys.c.key == key
             )
         ).scalar_one()
-        self.key_ids[key] = int(key_id)
         return int(key_id)
-
-    def _history(self, r: p.History) -> None:
-        if self.key_ids is None:
-            self.key_ids = self._load_key_ids()
-        ids, rows, run_pk = self.key_ids, self.rows, self.run.id
-        step, t = r.step, float(r.time)
-        composite = self.encoded.get(r.seq, {})
-        for key, value in r.data.items():
-            key_id = ids.get(key)
-            if key_id is None:
-                key_id = self._new_key(key)
-            if type(value) is float and value - value == 0.0:
-                rows.append((run_pk, key_id, step, t, K_FLOAT, value, None, None))
-            else:
-                stored = composite.get(key) or encode_value(key, value)
-                rows.append((run_pk, key_id, step, t, *stored))
-        self.summary.observe(r.data)
-        self.summary_changed = True
-        if self.last_step is None or step > self.last_step:
-            self.last_step = step
 
     def _config(self, r: p.Config) -> None:
         self._merge_config(r.data)

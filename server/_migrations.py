@@ -4,16 +4,30 @@ The ``schema_version`` table holds one row with the number of the last migration
 server started on an older database applies the missing ones before it serves. Migrations
 are SQL with three dialect placeholders: ``{id}`` (an auto-numbered primary key), ``{blob}``
 and ``{without_rowid}``; a statement only one dialect needs is a map from dialect name to SQL.
-Never edit a released migration; append a new one.
+A migration may also be a Python function of the connection (a step SQL cannot say, such as
+moving history rows into blocks). Never edit a released migration; add a new number.
+
+Migrations are numbered; a number may be missing (a branch not merged yet keeps its number).
+A server takes a lock before it reads the schema version (PostgreSQL: a session advisory lock;
+SQLite: an exclusive lock on a file beside the database), so two servers starting on one
+empty database at once apply each migration once and both come up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from . import _history_migration
 from .errors import StartupError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite migrations are not locked
+    fcntl = None  # type: ignore[assignment]
 
 _DIALECT = {
     "sqlite": {
@@ -124,14 +138,14 @@ _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES = (
 _V5_BLOBS_SAVED_FILES_AND_MEDIA = (
     # which runs hold which content-addressed blobs: a blob is read only through a run
     # that holds it (see _api_blobs)
-    """CREATE TABLE run_blobs (
+    """CREATE TABLE IF NOT EXISTS run_blobs (
         run_pk BIGINT NOT NULL REFERENCES runs(id),
         sha256 TEXT NOT NULL,
         size BIGINT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (run_pk, sha256)) {without_rowid}""",
     # files saved with trackd.save(): a name in the run -> the blob holding its last version
-    """CREATE TABLE run_files (
+    """CREATE TABLE IF NOT EXISTS run_files (
         run_pk BIGINT NOT NULL REFERENCES runs(id),
         name TEXT NOT NULL,
         sha256 TEXT NOT NULL,
@@ -139,7 +153,7 @@ _V5_BLOBS_SAVED_FILES_AND_MEDIA = (
         updated_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (run_pk, name)) {without_rowid}""",
     # rich history values (images, histograms, tables) by key and step, as JSON
-    """CREATE TABLE run_media (
+    """CREATE TABLE IF NOT EXISTS run_media (
         run_pk BIGINT NOT NULL REFERENCES runs(id),
         key TEXT NOT NULL,
         step BIGINT NOT NULL,
@@ -147,15 +161,61 @@ _V5_BLOBS_SAVED_FILES_AND_MEDIA = (
         PRIMARY KEY (run_pk, key, step)) {without_rowid}""",
 )
 
-Statement = str | Mapping[str, str]
-MIGRATIONS: tuple[Sequence[Statement], ...] = (
-    _V1_INITIAL,
-    _V2_PROGRAM_AND_REAPER_INDEX,
-    _V3_KEY_EXPIRY_AND_REVOCATION,
-    _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES,
-    _V5_BLOBS_SAVED_FILES_AND_MEDIA,
+_V6_HISTORY_BLOCKS_AND_RUN_JSON = (
+    # history as blocks of consecutive steps per (run, key): see _blocks and _history_store
+    """CREATE TABLE history_blocks (
+        run_pk BIGINT NOT NULL,
+        key_id BIGINT NOT NULL,
+        start_step BIGINT NOT NULL,
+        end_step BIGINT NOT NULL,
+        n INTEGER NOT NULL,
+        mask SMALLINT NOT NULL,
+        min_v DOUBLE PRECISION,
+        min_step BIGINT,
+        min_time DOUBLE PRECISION,
+        max_v DOUBLE PRECISION,
+        max_step BIGINT,
+        max_time DOUBLE PRECISION,
+        first_v DOUBLE PRECISION,
+        last_v DOUBLE PRECISION,
+        data {blob} NOT NULL,
+        PRIMARY KEY (run_pk, key_id, start_step)) {without_rowid}""",
+    # the payload is arrays of float64: compressing it costs time and saves little
+    {"postgresql": "ALTER TABLE history_blocks ALTER COLUMN data SET STORAGE EXTERNAL"},
+    # each key's last step and its last block, so ingest appends without a search
+    "ALTER TABLE run_keys ADD COLUMN last_step BIGINT",
+    "ALTER TABLE run_keys ADD COLUMN tail_start BIGINT",
+    "ALTER TABLE run_keys ADD COLUMN tail_n INTEGER",
+    # config and summary as JSON, so the database filters and sorts runs (see _run_query)
+    {
+        "sqlite": "ALTER TABLE runs ADD COLUMN config_json TEXT",
+        "postgresql": "ALTER TABLE runs ADD COLUMN config_json JSONB",
+    },
+    {
+        "sqlite": "ALTER TABLE runs ADD COLUMN summary_json TEXT",
+        "postgresql": "ALTER TABLE runs ADD COLUMN summary_json JSONB",
+    },
+    "CREATE INDEX ix_runs_project_created ON runs (project_id, created_at)",
+    _history_migration.move_rows_to_blocks,
+    _history_migration.fill_run_json,
+    "DROP TABLE history",
 )
-LATEST = len(MIGRATIONS)
+
+Step = Callable[[Connection], None]
+Statement = str | Mapping[str, str] | Step
+# by number. 5 and 6 were written on two branches at once: a database that reached 6
+# without 5 gets 5's tables from 7 (IF NOT EXISTS: a no-op where 5 ran)
+MIGRATIONS: dict[int, Sequence[Statement]] = {
+    1: _V1_INITIAL,
+    2: _V2_PROGRAM_AND_REAPER_INDEX,
+    3: _V3_KEY_EXPIRY_AND_REVOCATION,
+    4: _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES,
+    5: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
+    6: _V6_HISTORY_BLOCKS_AND_RUN_JSON,
+    7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
+}
+LATEST = max(MIGRATIONS)
+ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations
 
 
 def current_version(conn: Connection) -> int:
@@ -165,23 +225,62 @@ def current_version(conn: Connection) -> int:
     return int(version or 0)
 
 
-def migrate(engine: Engine, upto: int = LATEST) -> tuple[int, int]:
-    """Apply migrations up to ``upto``; returns ``(version before, version after)``."""
-    with engine.begin() as conn:
-        before = current_version(conn)
-    if before > LATEST:
-        raise StartupError(
-            f"the database is at schema version {before}, newer than this trackd server "
-            f"knows ({LATEST}); upgrade the trackd server"
-        )
-    dialect = engine.dialect.name
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Held while one server reads and upgrades the schema; other servers wait for it."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK})
+                conn.commit()
+        return
+    database = engine.url.database
+    if fcntl is None or not database or database == ":memory:":
+        yield
+        return
+    with open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _apply(conn: Connection, statements: Sequence[Statement], dialect: str) -> None:
     tokens = _DIALECT[dialect]
-    for number in range(before + 1, upto + 1):
+    for statement in statements:
+        if callable(statement):
+            statement(conn)
+            continue
+        sql = statement if isinstance(statement, str) else statement.get(dialect)
+        if sql is not None:
+            conn.execute(text(sql.format(**tokens)))
+
+
+def migrate(
+    engine: Engine, upto: int = LATEST, then: Callable[[], None] | None = None
+) -> tuple[int, int]:
+    """Apply migrations up to ``upto``, then call ``then`` (e.g. creating the first admin),
+    all under the migration lock; returns ``(version before, version after)``."""
+    with _migration_lock(engine):
         with engine.begin() as conn:
-            for statement in MIGRATIONS[number - 1]:
-                sql = statement if isinstance(statement, str) else statement.get(dialect)
-                if sql is not None:
-                    conn.execute(text(sql.format(**tokens)))
-            conn.execute(text("DELETE FROM schema_version"))
-            conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number})
+            before = current_version(conn)
+        if before > LATEST:
+            raise StartupError(
+                f"the database is at schema version {before}, newer than this trackd server "
+                f"knows ({LATEST}); upgrade the trackd server"
+            )
+        for number in sorted(n for n in MIGRATIONS if before < n <= upto):
+            with engine.begin() as conn:
+                _apply(conn, MIGRATIONS[number], engine.dialect.name)
+                conn.execute(text("DELETE FROM schema_version"))
+                conn.execute(
+                    text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": number}
+                )
+        if then is not None:
+            then()
     return before, max(before, upto)

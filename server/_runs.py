@@ -59,15 +59,6 @@ def get_run(conn: Connection, entity: Entity, project: str, run_id: str) -> Row[
     return row
 
 
-def project_runs(conn: Connection, entity: Entity, project: str) -> list[Row[Any]]:
-    pid = project_id(conn, entity, project)
-    if pid is None:
-        raise NotFound(f"project {project!r} not found in entity {entity.name!r}")
-    return list(
-        conn.execute(select(s.runs).where(s.runs.c.project_id == pid).order_by(s.runs.c.created_at))
-    )
-
-
 def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[str, Any]:
     """Column values for a run first seen in an ingest batch (its RunStart fills the rest)."""
     now = time.time()
@@ -80,6 +71,8 @@ def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[
         "config": EMPTY_MAP,
         "summary": EMPTY_MAP,
         "summary_state": b"",
+        "config_json": "{}",
+        "summary_json": "{}",
         "created_at": start_time if start_time is not None else now,
         "heartbeat_at": now,
         "last_seq": 0,

@@ -3,9 +3,10 @@
 The DDL that creates them lives in :mod:`._migrations`; these objects describe the schema at
 the latest migration and are never used to create tables.
 
-History is stored one row per (run, key, step). A value's type is kept in ``kind`` and the
-value in the column that holds that type exactly, so nothing relies on the database's float
-handling for NaN or infinities (SQLite reads a stored NaN back as NULL):
+History is stored as blocks of consecutive steps per (run, key), in ``history_blocks``
+(migration 6; the layout is described in :mod:`._blocks`). Before migration 6 it was one row
+per (run, key, step) in ``history``, a value's type kept in ``kind`` and the value in the
+column that holds that type exactly (the same kinds :mod:`._values` still uses):
 
     kind     column   value
     NULL     -        None
@@ -22,6 +23,9 @@ handling for NaN or infinities (SQLite reads a stored NaN back as NULL):
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -33,9 +37,30 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData()
+
+
+class JsonText(TypeDecorator[Any]):
+    """JSON text: a TEXT column on SQLite, JSONB on PostgreSQL; bound as the JSON text."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None and dialect.name == "postgresql":
+            return json.loads(value)  # JSONB's own processor writes it out again
+        return value
+
 
 Id = BigInteger().with_variant(Integer, "sqlite")
 
@@ -111,6 +136,8 @@ runs = Table(
     Column("exit_code", BigInteger),  # migration 4 widened it from INTEGER
     Column("last_seq", BigInteger, nullable=False),
     Column("last_step", BigInteger),
+    Column("config_json", JsonText),  # migration 6 (PostgreSQL: JSONB), see _run_json
+    Column("summary_json", JsonText),  # migration 6 (PostgreSQL: JSONB)
 )
 
 run_keys = Table(
@@ -119,19 +146,29 @@ run_keys = Table(
     Column("id", Id, primary_key=True),
     Column("run_pk", Id, nullable=False),
     Column("key", Text, nullable=False),
+    Column("last_step", BigInteger),  # migration 6: the key's last step
+    Column("tail_start", BigInteger),  # migration 6: start_step of its last block
+    Column("tail_n", Integer),  # migration 6: points in its last block
 )
 
-history = Table(
-    "history",
+history_blocks = Table(  # migration 6
+    "history_blocks",
     metadata,
     Column("run_pk", BigInteger, primary_key=True),
     Column("key_id", BigInteger, primary_key=True),
-    Column("step", BigInteger, primary_key=True),
-    Column("time", Double, nullable=False),
-    Column("kind", SmallInteger, nullable=False),
-    Column("num", Double),
-    Column("ival", BigInteger),
-    Column("text", Text),
+    Column("start_step", BigInteger, primary_key=True),
+    Column("end_step", BigInteger, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("mask", SmallInteger, nullable=False),
+    Column("min_v", Double),
+    Column("min_step", BigInteger),
+    Column("min_time", Double),
+    Column("max_v", Double),
+    Column("max_step", BigInteger),
+    Column("max_time", Double),
+    Column("first_v", Double),
+    Column("last_v", Double),
+    Column("data", LargeBinary, nullable=False),
 )
 
 rejected_records = Table(  # migration 4

@@ -89,6 +89,13 @@ def test_runs_and_filters(api: trackd.Api) -> None:
     assert info.value.status == 400
 
 
+def test_runs_sorted_by_the_server(api: trackd.Api) -> None:
+    assert [r.id for r in api.runs("proj", order="-config.lr")][:3] == ["a", "b", "c"]
+    assert [r.id for r in api.runs("proj", order="config.lr")][:3] == ["c", "b", "a"]
+    finished = api.runs("proj", filters={"state": {"$ne": "running"}}, order="-created_at")
+    assert [r.id for r in finished] == ["special", "b", "a"]
+
+
 def test_run_fields(api: trackd.Api) -> None:
     run = api.run("admin/proj/b")
     assert (

@@ -1,0 +1,268 @@
+"""The web UI in a real browser against a real server: sign in, projects, the runs table,
+charts, the run page, sign out, and what another user's key sees."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Site, api, screenshot
+
+Page = Any  # playwright's Page (typed loosely: playwright is a test-only dependency)
+
+ALL_RUNS = {"alpha", "beta", "gamma", "delta"}
+
+
+def sign_in(page: Page, site: Site, key: str, where: str = "#/") -> None:
+    page.goto(site.url + "/" + where)
+    page.fill("#api-key", key)
+    page.click("#sign-in button[type=submit]")
+    page.wait_for_selector("#sign-out")
+
+
+def rows(page: Page) -> list[str]:
+    page.wait_for_selector("#runs-table")
+    return list(page.eval_on_selector_all("#runs-table tbody tr", "rs => rs.map(r => r.dataset.run)"))
+
+
+def wait_rows(page: Page, expected: list[str]) -> None:
+    """Wait until the table shows exactly ``expected``, in order."""
+    try:
+        page.wait_for_function(
+            "want => JSON.stringify([...document.querySelectorAll('#runs-table tbody tr')]"
+            ".map(r => r.dataset.run)) === want",
+            arg=json.dumps(expected, separators=(",", ":")),
+            timeout=5000,
+        )
+    except Exception:
+        problem = page.inner_text("main .error") if page.locator("main .error").count() else ""
+        raise AssertionError(f"the table shows {rows(page)}, not {expected} {problem}") from None
+
+
+def drawn(page: Page, key: str) -> dict[str, Any]:
+    """The panel of ``key`` once drawn, as the page holds it (window.trackd.panels)."""
+    panel = page.locator(f'.panel[data-key="{key}"]')
+    panel.scroll_into_view_if_needed()
+    page.wait_for_function("k => window.trackd.panels[k] && window.trackd.panels[k].state === 'drawn'", arg=key)
+    return dict(page.evaluate("k => window.trackd.panels[k]", key))
+
+
+def test_sign_in_shows_projects_and_sign_out_forgets_the_key(page: Page, site: Site) -> None:
+    page.goto(site.url + "/")
+    page.fill("#api-key", "trk_not-a-key")
+    page.click("#sign-in button[type=submit]")
+    page.wait_for_selector("#sign-in .error:has-text('not valid')")
+    sign_in(page, site, site.admin_key)
+    assert page.inner_text("#viewer").startswith("admin")
+    page.wait_for_selector("a.project")
+    projects = page.eval_on_selector_all("a.project", "as => as.map(a => a.textContent)")
+    assert projects == ["vision"]
+    assert site.admin_key not in page.url
+    assert page.evaluate("sessionStorage.getItem('trackd.apiKey')") == site.admin_key
+    screenshot(page, "projects")
+    page.click("#sign-out")
+    page.wait_for_selector("#sign-in")
+    assert page.evaluate("sessionStorage.length") == 0
+    page.reload()
+    page.wait_for_selector("#sign-in")  # nothing remembered the key
+
+
+def test_runs_table_lists_sorts_and_filters(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision")
+    assert set(rows(page)) == ALL_RUNS
+    assert page.inner_text("#runs-count").startswith("4 runs")
+    failed = page.locator('tr[data-run="delta"] .state')
+    assert failed.inner_text() == "failed"
+    finished = page.locator('tr[data-run="alpha"] .state')
+    colour = "e => getComputedStyle(e).color"
+    assert failed.evaluate(colour) != finished.evaluate(colour)
+    screenshot(page, "project")
+
+    page.click('button.sort[data-sort="name"]')
+    wait_rows(page, ["alpha", "beta", "delta", "gamma"])
+    page.click('button.sort[data-sort="name"]')
+    wait_rows(page, ["gamma", "delta", "beta", "alpha"])
+
+    page.select_option("#filters select[name=state]", "failed")
+    wait_rows(page, ["delta"])
+    page.select_option("#filters select[name=state]", "")
+    page.fill("#filters input[name=where]", "lr > 0.005")
+    page.click("#filters button[type=submit]")
+    wait_rows(page, ["delta", "beta", "alpha"])  # still sorted by name, descending
+    page.fill("#filters input[name=where]", "")
+    page.fill("#filters input[name=tags]", "baseline")
+    page.click("#filters button[type=submit]")
+    wait_rows(page, ["gamma", "alpha"])
+    page.fill("#filters input[name=tags]", "")
+    page.fill("#filters input[name=search]", "amm")
+    page.click("#filters button[type=submit]")
+    wait_rows(page, ["gamma"])
+    assert "q=amm" in page.url  # the view is in the address
+
+
+def test_columns_can_be_shown_and_hidden(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision")
+    rows(page)
+    page.click("details.columns summary")
+    page.check('input[name=column][value="config.lr"]')
+    page.wait_for_selector('tr[data-run="alpha"] td[data-col="config.lr"]:has-text("0.1")')
+    page.uncheck('input[name=column][value="host"]')
+    page.wait_for_function("!document.querySelector('#runs-table td[data-col=host]')")
+    page.check('input[name=column][value="summary.train/loss"]')
+    page.click('button.sort[data-sort="config.lr"]')
+    wait_rows(page, ["gamma", "beta", "alpha", "delta"])
+
+
+def test_charts_of_selected_runs_have_every_point(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=alpha,beta")
+    rows(page)
+    loss = drawn(page, "train/loss")
+    assert {run: d["points"] for run, d in loss["runs"].items()} == {"alpha": 50, "beta": 80}
+    assert loss["runs"]["beta"]["nonFinite"] == 1  # the NaN, drawn as a marker
+    assert loss["runs"]["beta"]["drawn"] == 79
+    acc = drawn(page, "val/acc")
+    assert acc["runs"]["alpha"]["points"] == 50
+    # one colour per run, the same in the table and on every panel
+    swatch = page.locator('tr[data-run="beta"] .swatch').evaluate("e => getComputedStyle(e).backgroundColor")
+    legend_colours = set()
+    for key in ("train/loss", "val/acc"):
+        box = page.locator(f'.panel[data-key="{key}"] .u-over').bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+        item = page.locator(f'.panel[data-key="{key}"] .legend .item:has-text("beta") .swatch')
+        legend_colours.add(item.evaluate("e => getComputedStyle(e).backgroundColor"))
+    assert legend_colours == {swatch}
+    screenshot(page, "charts")
+
+    page.uncheck('tr[data-run="alpha"] input[type=checkbox]')
+    page.check('tr[data-run="gamma"] input[type=checkbox]')
+    page.wait_for_function("() => (window.trackd.panels['train/loss'] || {runs: {}}).runs.gamma !== undefined")
+    loss = drawn(page, "train/loss")
+    assert {run: d["points"] for run, d in loss["runs"].items()} == {"beta": 80, "gamma": 120}
+    assert re.search(r"runs=beta(%2C|,)gamma", page.url)
+
+
+def test_run_page_shows_overview_config_summary_files_and_charts(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision")
+    page.click('tr[data-run="alpha"] td[data-col=name] a')
+    page.wait_for_selector("#overview")
+    assert page.inner_text("#run-state") == "finished"
+    assert "_log_runs.py" in page.inner_text('#overview tr[data-key="program"] td')
+    assert page.inner_text('#overview tr[data-key="notes"] td') == "notes of alpha"
+    assert page.inner_text('#overview tr[data-key="tags"] td') == "baseline"
+    assert page.inner_text('#overview tr[data-key="group"] td') == "g1"
+    assert page.inner_text('#config tr[data-key="lr"] td') == "0.1"
+    assert page.inner_text('#summary tr[data-key="train/loss"] td') == "0.02"
+    assert drawn(page, "train/loss")["runs"]["alpha"]["points"] == 50
+    screenshot(page, "run")
+    with page.expect_download() as download:
+        page.click('button.download[data-file="notes/readme.txt"]')
+    path = download.value.path()
+    assert Path(path).read_bytes() == b"hello from alpha\n"
+
+
+def test_smoothing_x_axis_and_log_scale_are_view_settings(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/r/admin/vision/gamma")
+    raw = drawn(page, "train/loss")
+    assert raw["smoothing"] == 0 and raw["runs"]["gamma"]["smoothedLast"] is None
+    last = raw["runs"]["gamma"]["lastValue"]
+    assert last == pytest.approx(1 / 120)
+    page.locator("input[name=smoothing]").fill("0.9")
+    page.locator("input[name=smoothing]").dispatch_event("change")
+    page.wait_for_function("() => window.trackd.panels['train/loss'].smoothing === 0.9")
+    smooth = drawn(page, "train/loss")["runs"]["gamma"]
+    assert smooth["lastValue"] == pytest.approx(last)  # the faint raw line is still there
+    # loss = 1/(step+1) falls, so its moving average lags above it
+    assert smooth["smoothedLast"] > 1.05 * last
+    assert "smooth=0.9" in page.url
+    page.select_option("select[name=x-axis]", "relative")
+    page.wait_for_function("() => window.trackd.panels['train/loss'].xAxis === 'relative'")
+    page.check("input[name=log]")
+    page.wait_for_function("() => window.trackd.panels['train/loss'].logY")
+    assert "log=1" in page.url and "x=relative" in page.url
+    screenshot(page, "smoothed")
+    page.reload()  # the address restores the view
+    restored = drawn(page, "train/loss")
+    assert (restored["smoothing"], restored["xAxis"], restored["logY"]) == (0.9, "relative", True)
+    assert page.locator("select[name=x-axis]").input_value() == "relative"
+
+
+@pytest.mark.parametrize("where", ["#/", "#/p/admin/vision", "#/r/admin/vision/alpha"])
+def test_another_users_key_sees_nothing_of_the_project(page: Page, site: Site, where: str) -> None:
+    sign_in(page, site, site.other_key, where)
+    page.wait_for_selector("main :is(.error:not(:empty), a.project)")
+    text = page.inner_text("main")
+    for name in ("vision", "alpha", "beta", "gamma", "0.1"):
+        if name == "vision" and where != "#/":
+            continue  # the error names what was asked for
+        assert name not in text.replace("admin / vision", "")
+    if where == "#/":
+        assert page.eval_on_selector_all("a.project", "as => as.map(a => a.textContent)") == ["secret"]
+    else:
+        assert "not found or you are not a member" in page.inner_text("main .error")
+    assert page.locator("#runs-table").count() == 0
+
+
+def test_the_table_works_from_the_keyboard(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=&sort=%2Bname")
+    wait_rows(page, ["alpha", "beta", "delta", "gamma"])
+    page.focus('tr[data-run="alpha"]')
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")  # ticks delta: its charts appear, the focus stays on its row
+    page.wait_for_function("() => window.trackd.panels['train/loss'] !== undefined")
+    assert page.evaluate("() => document.activeElement.dataset.run") == "delta"
+    assert page.locator('tr[data-run="delta"] input[type=checkbox]').is_checked()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#overview")
+    assert page.url.endswith("#/r/admin/vision/beta")
+
+
+def test_a_revoked_key_is_signed_out(page: Page, site: Site) -> None:
+    with api(site, site.admin_key) as admin:
+        made = admin.post("/admin/users/bob/keys")
+        assert made.status_code == 201, made.text
+        key, prefix = made.json()["api_key"], made.json()["prefix"]
+        sign_in(page, site, key)
+        page.wait_for_selector("a.project")
+        assert admin.delete(f"/admin/keys/{prefix}").status_code == 200
+    page.click("a.project")
+    page.wait_for_selector("#sign-in")
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_compare_shows_the_selected_runs_side_by_side_and_their_differences(
+    page: Page, site: Site
+) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=beta,gamma")
+    rows(page)
+    page.click("#compare summary")
+    differs = "() => [...document.querySelectorAll('#compare tbody tr')].map(r => [r.dataset.key, r.classList.contains('differs')])"
+    shown = dict(page.evaluate(differs))
+    assert shown["config.lr"] is True
+    assert shown["config.batch"] is False and shown["config.opt"] is False  # both 64, adam
+    assert page.inner_text('#compare tr[data-key="config.lr"]').split("\t")[1:] == ["0.01", "0.001"]
+    page.check("#compare input[name=only-differences]")
+    page.wait_for_function("() => !document.querySelector('#compare tr[data-key=\"config.batch\"]')")
+    assert set(dict(page.evaluate(differs))) == {"config.lr", "summary.train/loss", "summary.val/acc"}
+    assert "diff=1" in page.url
+    screenshot(page, "compare")
+
+
+def test_rows_can_be_grouped_by_group_or_a_config_key(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?sort=%2Bname")
+    wait_rows(page, ["alpha", "beta", "delta", "gamma"])
+    page.select_option("select[name=group-by]", "group")
+    page.wait_for_selector("#runs-table tr.group-row")
+    layout = page.eval_on_selector_all(
+        "#runs-table tbody tr", "rs => rs.map(r => r.dataset.group ? '#' + r.dataset.group : r.dataset.run)"
+    )
+    assert layout == ["#g1", "alpha", "beta", "#(none)", "delta", "#g2", "gamma"]
+    page.select_option("select[name=group-by]", "config.opt")
+    page.wait_for_selector('#runs-table tr.group-row[data-group="sgd"]')
+    assert "by=config.opt" in page.url
+    screenshot(page, "grouped")

@@ -1,0 +1,155 @@
+// The typed client of the server's read API (/api/v1). Every call sends the signed-in key.
+import { apiKey, signOut } from "./session";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Viewer {
+  user: string;
+  admin: boolean;
+  entities: string[];
+  default_entity: string;
+}
+
+export interface Project {
+  name: string;
+  created_at: number;
+}
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface Run {
+  id: string;
+  entity: string;
+  project: string;
+  name: string;
+  group: string | null;
+  job_type: string | null;
+  tags: string[];
+  notes: string | null;
+  state: "running" | "finished" | "failed" | "crashed";
+  config: Record<string, Json>;
+  summary: Record<string, Json>;
+  created_at: number;
+  heartbeat_at: number;
+  finished_at: number | null;
+  host: string | null;
+  program: string | null;
+  git_commit: string | null;
+  exit_code: number | null;
+  last_seq: number;
+  last_step: number | null;
+  user?: string | null;
+}
+
+export interface RunsQuery {
+  filters?: object;
+  order?: string; // "-created_at", "+name", "+config.lr", "-summary.loss"
+  limit?: number;
+  offset?: number;
+}
+
+export interface RunsPage {
+  runs: Run[];
+  total?: number; // present once the server pages the list itself
+}
+
+export interface RunFile {
+  name: string;
+  size: number;
+  updated: number;
+}
+
+/** What a 401 does: forget the key and show the sign-in page. */
+let onUnauthorized: () => void = () => undefined;
+export function whenUnauthorized(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+function url(path: string, params: Record<string, string | number | undefined> = {}): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== "") query.set(name, String(value));
+  }
+  const text = query.toString();
+  return "/api/v1" + path + (text ? "?" + text : "");
+}
+
+async function request(
+  path: string,
+  params?: Record<string, string | number | undefined>,
+  key?: string,
+): Promise<Response> {
+  const token = key ?? apiKey();
+  const response = await fetch(url(path, params), {
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+  });
+  if (response.ok) return response;
+  let code = "http_error";
+  let message = `${response.status} ${response.statusText}`;
+  try {
+    const body = await response.json();
+    code = body.error?.code ?? code;
+    message = body.error?.message ?? message;
+  } catch {
+    // not a JSON error body; the status says enough
+  }
+  if (response.status === 401 && key === undefined) {
+    signOut();
+    onUnauthorized();
+  }
+  throw new ApiError(response.status, code, message);
+}
+
+export async function get<T>(path: string, params?: Record<string, string | number | undefined>): Promise<T> {
+  return (await request(path, params)).json() as Promise<T>;
+}
+
+const seg = encodeURIComponent;
+
+/** The user behind ``key`` (checks a key before it is kept). */
+export async function viewerFor(key: string): Promise<Viewer> {
+  return (await request("/viewer", undefined, key)).json();
+}
+
+export const viewer = (): Promise<Viewer> => get("/viewer");
+
+export async function projects(entity: string): Promise<Project[]> {
+  return (await get<{ projects: Project[] }>(`/entities/${seg(entity)}/projects`)).projects;
+}
+
+export function runs(entity: string, project: string, q: RunsQuery): Promise<RunsPage> {
+  return get(`/entities/${seg(entity)}/projects/${seg(project)}/runs`, {
+    filters: q.filters && Object.keys(q.filters).length ? JSON.stringify(q.filters) : undefined,
+    order: q.order,
+    limit: q.limit,
+    offset: q.offset,
+  });
+}
+
+export const run = (e: string, p: string, id: string): Promise<Run> =>
+  get(`/runs/${seg(e)}/${seg(p)}/${seg(id)}`);
+
+export async function files(e: string, p: string, id: string): Promise<RunFile[]> {
+  return (await get<{ files: RunFile[] }>(`/runs/${seg(e)}/${seg(p)}/${seg(id)}/files`)).files;
+}
+
+/** Download a run file: fetched with the key (never put in a link), saved from a blob URL. */
+export async function download(e: string, p: string, id: string, path: string): Promise<void> {
+  const encoded = path.split("/").map(seg).join("/");
+  const blob = await (await request(`/runs/${seg(e)}/${seg(p)}/${seg(id)}/files/${encoded}`)).blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = path.split("/").pop() ?? "file";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}

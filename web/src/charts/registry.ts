@@ -1,0 +1,56 @@
+// What the page has drawn, readable from outside (tests, bench/ui.py): window.trackd.
+/** A line as uPlot holds it (a run's, or with runs grouped, the group's mean). */
+export interface LineDrawn {
+  drawn: number; // finite values of the line
+  maxValue: number | null; // the largest (a spike must survive downsampling)
+  lastValue: number | null; // the last value of the raw line
+  smoothedLast: number | null; // ... and of the smoothed line (null without smoothing)
+  widestBand: number | null; // a group's largest max - min (null for a run's line)
+}
+
+/** A run's series in the panel; its line's figures are zero/null when its group is drawn. */
+export interface RunDrawn extends LineDrawn {
+  points: number; // points of this run in the panel's data (finite and not)
+  nonFinite: number; // of which NaN or +-inf, drawn as markers
+  minStep: number | null;
+  maxStep: number | null;
+}
+
+export interface PanelDrawn {
+  key: string;
+  state: "waiting" | "loading" | "drawn" | "error";
+  zoomed: boolean;
+  smoothing: number;
+  xAxis: string;
+  logY: boolean; // the y scale uPlot draws is logarithmic
+  yMax: number | null; // the top of the y axis drawn
+
+  runs: Record<string, RunDrawn>;
+  lines: Record<string, LineDrawn>; // by run id, or "group:<name>"
+}
+
+interface PageData {
+  panels: Record<string, PanelDrawn>;
+  firstChartAt: number | null; // performance.now() when this view's first chart was drawn
+  runsTableAt: number | null; // ... and its runs table
+}
+
+declare global {
+  interface Window {
+    trackd: PageData;
+  }
+}
+
+export function resetPage(): void {
+  window.trackd = { panels: {}, firstChartAt: null, runsTableAt: null };
+}
+
+export function recordPanel(panel: PanelDrawn): void {
+  window.trackd.panels[panel.key] = panel;
+  if (panel.state === "drawn" && window.trackd.firstChartAt === null) {
+    window.trackd.firstChartAt = performance.now();
+    performance.mark("trackd:first-chart");
+  }
+}
+
+resetPage();

@@ -1,0 +1,23 @@
+// Which metric keys to chart: the summary keys with a number (or a per-metric summary map,
+// from define_metric) in any of the runs. Keys starting with "_" are trackd's own.
+import type { Json, Run } from "../api";
+
+function chartable(v: Json): boolean {
+  if (typeof v === "number" || typeof v === "boolean") return true;
+  if (v === "NaN" || v === "Infinity" || v === "-Infinity") return true;
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    Object.values(v).some((x) => typeof x === "number")
+  );
+}
+
+export function metricKeys(runs: Run[]): string[] {
+  const keys = new Set<string>();
+  for (const run of runs) {
+    for (const [key, v] of Object.entries(run.summary))
+      if (!key.startsWith("_") && chartable(v)) keys.add(key);
+  }
+  return [...keys].sort();
+}
