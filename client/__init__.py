@@ -10,7 +10,7 @@ Example::
     trackd.finish()
 
 ``import trackd as wandb`` works for the common calls: ``init``, ``log``, ``config``,
-``summary``, ``define_metric``, ``finish``, ``login``, ``watch``, ``unwatch``, and the rich
+``summary``, ``define_metric``, ``finish``, ``login``, ``save``, ``watch``, ``unwatch``, and the rich
 values ``Image`` (with boxes, masks and ``Classes``), ``Histogram`` and ``Table``.
 """
 
@@ -22,7 +22,7 @@ from ._image import Image
 from ._overlays import Classes
 from ._reader import RunData, read_run
 from ._run import Run, Summary
-from ._session import define_metric, finish, init, log
+from ._session import define_metric, finish, init, log, save
 from ._table import Table
 from ._watch import unwatch, watch
 from .cli.login import login
@@ -54,6 +54,7 @@ __all__ = [
     "login",
     "read_run",
     "run",
+    "save",
     "summary",
     "unwatch",
     "watch",

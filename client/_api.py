@@ -13,8 +13,11 @@ Every call asks for msgpack, so NaN, inf and 64-bit ints come back exactly as lo
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -128,6 +131,67 @@ class ApiRun:
             start += span
             # Steps may jump far ahead: widen the window over empty stretches.
             span = page_steps if page else span * 2
+
+    def media(
+        self, key: str, min_step: int | None = None, max_step: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rich values (images, histograms, tables) logged under ``key``, by step:
+        ``[{"step": 3, "value": {"_type": "image-file", "url": ..., ...}}, ...]``. An image's
+        (or a mask's) ``url`` is read with :meth:`fetch`::
+
+            first = run.media("examples")[0]["value"]
+            png = run.fetch(first["url"])
+        """
+        params = {"keys": key, "min_step": min_step, "max_step": max_step}
+        found: list[dict[str, Any]] = self._get("/media", params)["media"].get(key, [])
+        return found
+
+    def fetch(self, url: str, root: str | os.PathLike[str] | None = None) -> bytes:
+        """The bytes at a ``url`` from :meth:`media` (an image or a mask)."""
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            dest = Path(tmp, "blob")
+            self._server().download(url, dest)
+            return dest.read_bytes()
+
+    def files(self) -> list[ApiFile]:
+        """The run's files (uploaded, and saved with ``trackd.save``)."""
+        answer = self._get("/files", {})
+        return [ApiFile(self, f["name"], f["size"], f.get("sha256")) for f in answer["files"]]
+
+    def file(self, name: str) -> ApiFile:
+        """The run's file ``name``; :class:`UsageError` if it has none by that name."""
+        for found in self.files():
+            if found.name == name:
+                return found
+        raise UsageError(f"run {self.path!r} has no file {name!r}; list them with run.files()")
+
+    def _server(self) -> ServerClient:
+        if self.client is None:
+            raise UsageError(f"run {self.path!r} is not attached to a server; get it from Api()")
+        return self.client
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFile:
+    """A file of a run on the server; :meth:`download` fetches it."""
+
+    run: ApiRun = field(repr=False)
+    name: str
+    size: int
+    sha256: str | None = None
+
+    def download(self, root: str | os.PathLike[str] = ".", replace: bool = False) -> Path:
+        """Write the file to ``root/<name>`` (streamed) and return that path; an existing
+        file is kept unless ``replace``::
+
+            api.run("alice/mnist/abc123").file("model.pt").download("restore/")
+        """
+        dest = Path(root, *self.name.split("/"))
+        if dest.exists() and not replace:
+            raise UsageError(f"{dest} exists; pass replace=True to overwrite it")
+        url = f"/runs/{_q(self.run.entity, self.run.project, self.run.id)}/files/"
+        self.run._server().download(url + quote(self.name), dest)
+        return dest
 
 
 def _keys_param(keys: list[str] | None) -> str | None:

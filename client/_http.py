@@ -7,6 +7,8 @@ read client ``trackd.Api``; never by ``log()``. Read calls ask for msgpack, so N
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +52,27 @@ class ServerClient:
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("POST", path, json=body)
+
+    def download(self, path: str, dest: Path) -> None:
+        """Stream the body of ``GET path`` (``/api/v1/...`` or relative to it) into ``dest``,
+        through a temporary file renamed into place."""
+        prefix = "/api/v1"
+        path = path[len(prefix) :] if path.startswith(prefix + "/") else path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                with open(tmp, "wb") as out:
+                    for chunk in response.iter_bytes(1 << 20):
+                        out.write(chunk)
+            os.replace(tmp, dest)
+        except httpx.HTTPError as exc:
+            raise CommError(f"downloading {path} from {self.base_url} failed ({exc})") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

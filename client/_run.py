@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import _save
 from ._config import Config
 from ._names import check_run_text, check_tags
 from ._transport import Stream, Transport
@@ -205,6 +206,7 @@ class Run:
         self._good_keys: set[str] = set()
         self._exit_code: int | None = None
         self._on_finished: Callable[[Run], None] | None = None
+        self._saves: list[_save.SaveRequest] = []
         self._finish_hooks: list[Callable[[Run], None]] = []  # e.g. watch() removes its hooks
 
     name = _MetaField()
@@ -446,6 +448,36 @@ class Run:
                 )
             )
 
+    # -- files --------------------------------------------------------------------------
+    def save(
+        self, glob_str: str | os.PathLike[str], base_path: str | None = None, policy: str = "live"
+    ) -> list[str]:
+        """Upload files with the run: ``"now"``, ``"end"`` (at ``finish()``) or ``"live"``
+        (now, again whenever they change, and at ``finish()``); returns the names saved now.
+
+        Example::
+
+            run.save("checkpoints/*.pt")  # saved as "model.pt", ... (relative to the glob's folder)
+            run.save("out/config.yaml", base_path=".", policy="now")  # as "out/config.yaml"
+        """
+        req = _save.request(glob_str, base_path, policy)
+        with self._lock:
+            self._check_running("save()")
+            if req.policy != "end" and self._send is not None:
+                names = self._send_files(req)
+            else:
+                names = []
+            if req.policy != "now":
+                self._saves.append(req)
+        return names
+
+    def _send_files(self, req: _save.SaveRequest) -> list[str]:
+        names = []
+        for name, path in _save.matches(req):
+            self._emit_record(p.File(p.FILE, self.id, self._next_seq(), name, path, req.policy))
+            names.append(name)
+        return names
+
     # -- finishing ----------------------------------------------------------------------
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
         """Flush everything, wait until the daemon has it durably, and end the run.
@@ -457,6 +489,8 @@ class Run:
             if self._state is not RunState.RUNNING:
                 return
             self._commit()
+            for req in self._saves:  # "end" files, and the final version of "live" ones
+                self._send_files(req)
             state = "finished" if not code else "failed"
             self._state = RunState.FINISHING
             finish = p.Finish(p.FINISH, self.id, self._next_seq(), state, code, time.time())

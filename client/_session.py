@@ -352,6 +352,11 @@ def define_metric(
     _require_run("define_metric").define_metric(name, step_metric, summary, goal, hidden)
 
 
+def save(glob_str: Any, base_path: str | None = None, policy: str = "live") -> list[str]:
+    """Save files with the current run; see :meth:`Run.save`."""
+    return _require_run("save").save(glob_str, base_path, policy)
+
+
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """Finish the current run (if any); see :meth:`Run.finish`."""
     run = _current

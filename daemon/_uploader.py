@@ -37,9 +37,14 @@ from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
 from trackd._wire.settings import Settings
 from trackd._wire.upload_state import Progress
 
+from ._media_work import MediaRetry, MediaWork, RunMedia, needs_work
+
 log = logging.getLogger("trackd.daemon")
 RETRY_BASE = 0.25
 RETRY_MAX = 8.0
+LOOKAHEAD_BYTES = 16 << 20  # how far past a batch media records are prepared ahead
+MEDIA_BATCH_WAIT = 0.2  # seconds prepared rows may wait for the next one, to share a batch
+MEDIA_BATCH_RECORDS = 16
 TORN_WAIT = 0.05  # seconds before looking again at a frame that is still being written
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -81,6 +86,9 @@ class UploadJob:
     failed: bool = False
     done: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    media: RunMedia | None = None
+    waiting_media: bool = False  # the next record to send is being prepared
+    cut_since: float | None = None  # since when a batch waits for a row being prepared
 
     @property
     def log_path(self) -> Path:
@@ -123,6 +131,7 @@ class Uploader:
         self._stop = threading.Event()
         self._clients: dict[str, httpx.Client] = {}
         self._thread = threading.Thread(target=self._loop, name="trackd-upload", daemon=True)
+        self.media = MediaWork(settings, self._wake.set)
 
     # -- called from the daemon's main thread ----------------------------------------
     def start(self) -> None:
@@ -140,6 +149,7 @@ class Uploader:
             if job is None or job.target != target or job.run_dir != run_dir:
                 job = UploadJob(run_id, run_dir, target, upload_state.load_progress(run_dir))
                 job.headers = {"Authorization": f"Bearer {target.api_key}"}
+                job.media = RunMedia(run_id, run_dir, target)
                 self.jobs[run_id] = job
             job.live, job.failed, job.done = live, False, False
             job.note, job.failures, job.next_attempt = None, 0, 0.0
@@ -179,6 +189,7 @@ class Uploader:
             self._thread.join(timeout=10)
         for client in self._clients.values():
             client.close()
+        self.media.close()
 
     # -- the upload thread --------------------------------------------------------------
     def _loop(self) -> None:
@@ -205,6 +216,8 @@ class Uploader:
         wait_until = job.last_upload + self.settings.batch_seconds
         if pending and (job.flush or pending >= self.settings.batch_bytes or now >= wait_until):
             if self._upload_some(job):
+                if job.waiting_media:  # a finished preparation wakes the loop, too
+                    return time.monotonic() + MEDIA_BATCH_WAIT / 4
                 more = job.pending_bytes() and not job.note
                 return time.monotonic() if more else job.next_attempt
             if job.live:
@@ -217,15 +230,20 @@ class Uploader:
         if job.live:
             if job.progress.seq == 0:
                 return now + self.settings.heartbeat_interval  # the server has no run yet
-            return self._heartbeat_if_due(job, now)
+            assert job.media is not None
+            return min(self._heartbeat_if_due(job, now), self.media.poll_live(job.media, now))
         self._finish(job)
         return now + 3600
 
     def _upload_some(self, job: UploadJob) -> bool:
         """Post the next batch; False if the log holds no whole frame past the progress."""
-        batch = self._read_batch(job)
+        try:
+            batch = self._read_batch(job)
+        except MediaRetry as exc:
+            self._retry_later(job, str(exc), None)
+            return True
         if batch is None:
-            return False
+            return job.waiting_media
         try:
             durable = self._post_batch(job, batch)
         except RetryableError as exc:
@@ -249,6 +267,8 @@ class Uploader:
         if durable >= batch.last_seq:
             job.progress.offset, job.progress.seq = batch.end_offset, durable
             upload_state.save_progress(job.run_dir, job.progress)
+            assert job.media is not None
+            self.media.sent(job.media, durable)
         job.flush = job.flush and job.pending_bytes() > 0  # a waiting finish() gets it all now
         return True
 
@@ -263,17 +283,72 @@ class Uploader:
                 if need > len(data):  # one frame bigger than a batch: read all of it
                     f.seek(start)
                     data = f.read(need)
+            if len(data) < LOOKAHEAD_BYTES and _holds_media(data):
+                f.seek(start)  # media rows shrink to file references: take many at once
+                data = f.read(LOOKAHEAD_BYTES)
         payloads: list[bytes] = []
-        end = 0
+        end = sent = 0
+        job.waiting_media = False
         for payload, frame_end in iter_frames(data, 0):
+            if needs_work(payload):
+                try:
+                    payload = self._prepared(job, payload)
+                except MediaRetry:
+                    if payloads:
+                        break  # send what comes before it; the next read retries it
+                    raise
+                if job.waiting_media:
+                    self._prepare_ahead(job, start + frame_end)
+                    break
             payloads.append(payload)
-            end = frame_end
-            if end >= self.settings.batch_bytes or len(payloads) >= job.max_records:
+            end, sent = frame_end, sent + len(payload)
+            if sent >= self.settings.batch_bytes or len(payloads) >= job.max_records:
                 break
-        if not payloads:
+        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
             return None
+        job.cut_since = None
         last_seq = p.seq_of(payloads[-1])
         return Batch(payloads, start + end, last_seq)
+
+    def _gather_more(self, job: UploadJob, ready: int) -> bool:
+        """Whether to wait for more prepared rows before sending ``ready`` records cut short
+        by one in preparation: a batch per row would make each image a round trip."""
+        assert job.media is not None
+        now = time.monotonic()
+        if job.cut_since is None:
+            job.cut_since = now
+        return ready < MEDIA_BATCH_RECORDS and now - job.cut_since < MEDIA_BATCH_WAIT
+
+    def _prepared(self, job: UploadJob, payload: bytes) -> bytes:
+        """The record to send for a HistoryMedia or File record; sets ``job.waiting_media``
+        (and returns ``payload``) while it is being prepared."""
+        assert job.media is not None
+        seq = p.seq_of(payload)
+        prepared = self.media.ready(job.media, seq, payload)
+        if prepared is None:
+            job.waiting_media = True
+            return payload
+        if prepared.problem is not None:
+            self._note_rejected(job, seq, prepared.problem)
+        return prepared.payload
+
+    def _prepare_ahead(self, job: UploadJob, offset: int) -> None:
+        """Start preparing the media records after the one waited for (at most
+        ``LOOKAHEAD_BYTES`` further in the log), so the workers run in parallel."""
+        assert job.media is not None
+        if not self.media.has_room(job.media):
+            return
+        with open(job.log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read(LOOKAHEAD_BYTES)
+        for payload, _end in iter_frames(data, 0):
+            if needs_work(payload):
+                try:
+                    self.media.ready(job.media, p.seq_of(payload), payload)
+                except MediaRetry:
+                    return
+                if not self.media.has_room(job.media):
+                    return
 
     def _client(self, base_url: str) -> httpx.Client:
         client = self._clients.get(base_url)
@@ -350,6 +425,10 @@ class Uploader:
         job.done = True
         upload_state.unregister(self.daemon_dir, job.run_id)
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
+
+
+def _holds_media(data: bytes) -> bool:
+    return any(needs_work(payload) for payload, _end in iter_frames(data, 0))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

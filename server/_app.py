@@ -11,7 +11,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from trackd._wire.error_body import error_body
 
-from . import _api_admin, _api_files, _api_history, _api_ingest, _api_keys, _api_read, _web
+from . import (
+    _api_admin,
+    _api_blobs,
+    _api_files,
+    _api_history,
+    _api_ingest,
+    _api_keys,
+    _api_read,
+    _web,
+)
 from ._db import Database
 from ._guard import Guard
 from ._http import AppState
@@ -63,7 +72,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
 
     app = FastAPI(title="trackd server", version="1", lifespan=lifespan)
     app.state.trackd = AppState(db=db, settings=settings)
-    routers = (_api_ingest, _api_read, _api_history, _api_files, _api_keys, _api_admin)
+    routers = (_api_ingest, _api_read, _api_history, _api_files, _api_blobs, _api_keys, _api_admin)
     for router in (module.router for module in routers):
         app.include_router(router, prefix="/api/v1")
     app.add_exception_handler(ServerError, _server_error)

@@ -4,7 +4,7 @@ Every HTTP request passes through :class:`Guard` (pure ASGI middleware) before F
 
 - an ``/api/v1`` request is authenticated from its ``Authorization`` header before a byte of
   its body is read, so a caller without a valid key makes the server buffer nothing;
-- every body has a limit: ingest ``TRACKD_SERVER_MAX_BODY_MB``, a file upload
+- every body has a limit: ingest ``TRACKD_SERVER_MAX_BODY_MB``, a file or blob upload
   :data:`._files.MAX_FILE_BYTES`, any other route (small JSON documents) :data:`MAX_JSON_BODY`.
   A ``Content-Length`` over it is refused unread (413); a body that passes it while it streams
   (chunked, or a lying length) is cut off there;
@@ -42,7 +42,7 @@ log = logging.getLogger("trackd.server")
 MAX_JSON_BODY = 1 << 20
 API = "/api/v1/"
 _PRINCIPAL = "trackd.principal"
-_FILE_UPLOAD = re.compile(r"/api/v1/runs/[^/]+/[^/]+/[^/]+/files/.")
+_FILE_UPLOAD = re.compile(r"/api/v1/runs/[^/]+/[^/]+/[^/]+/(files|blobs)/.")
 _CLOSE = (b"connection", b"close")
 
 

@@ -30,7 +30,7 @@ from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _blocks, _rejections, _run_json, _runs
+from . import _blocks, _rejections, _rich_values, _run_blobs, _run_json, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
@@ -40,7 +40,7 @@ from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
 _ABSENT = object()  # a key a History row does not hold
-_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate"
+_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
 Encoded = dict[str, StoredValue]  # a History's list and map values, encoded while checking
@@ -207,9 +207,11 @@ class _Applier:
             p.METRIC: self._metric,
             p.FINISH: self._finish,
             p.RUN_UPDATE: self._run_update,
+            p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
         }
         for record in records:
             handlers[record.kind](record)
+        _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
         if self.rows:
             self._write_history()
         kinds = {r.kind for r in records}

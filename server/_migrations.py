@@ -135,6 +135,32 @@ _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES = (
     {"postgresql": "ALTER TABLE runs ALTER COLUMN exit_code TYPE BIGINT"},
 )
 
+_V5_BLOBS_SAVED_FILES_AND_MEDIA = (
+    # which runs hold which content-addressed blobs: a blob is read only through a run
+    # that holds it (see _api_blobs)
+    """CREATE TABLE IF NOT EXISTS run_blobs (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_pk, sha256)) {without_rowid}""",
+    # files saved with trackd.save(): a name in the run -> the blob holding its last version
+    """CREATE TABLE IF NOT EXISTS run_files (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_pk, name)) {without_rowid}""",
+    # rich history values (images, histograms, tables) by key and step, as JSON
+    """CREATE TABLE IF NOT EXISTS run_media (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        step BIGINT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_pk, key, step)) {without_rowid}""",
+)
+
 _V6_HISTORY_BLOCKS_AND_RUN_JSON = (
     # history as blocks of consecutive steps per (run, key): see _blocks and _history_store
     """CREATE TABLE history_blocks (
@@ -177,13 +203,16 @@ _V6_HISTORY_BLOCKS_AND_RUN_JSON = (
 
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
-# by number; a missing number is a migration of another branch (5: media, not merged here)
+# by number. 5 and 6 were written on two branches at once: a database that reached 6
+# without 5 gets 5's tables from 7 (IF NOT EXISTS: a no-op where 5 ran)
 MIGRATIONS: dict[int, Sequence[Statement]] = {
     1: _V1_INITIAL,
     2: _V2_PROGRAM_AND_REAPER_INDEX,
     3: _V3_KEY_EXPIRY_AND_REVOCATION,
     4: _V4_REJECTED_RECORDS_AND_WIDE_EXIT_CODES,
+    5: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     6: _V6_HISTORY_BLOCKS_AND_RUN_JSON,
+    7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

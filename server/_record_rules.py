@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
+from trackd._wire import media
 from trackd._wire import records as p
 from trackd._wire.limits import (
     INT64_MAX,
@@ -253,6 +254,7 @@ def _history(r: p.History) -> str | None:
     return _first(
         int64_problem("History step", r.step),
         time_problem("History time", r.time),
+        _history_rich(r.data),  # first: a raw image is named as such, not as "bytes"
         map_problem("History", r.data, wide_ints=True),
     )
 
@@ -304,6 +306,126 @@ def _run_update(r: p.RunUpdate) -> None | str:
     return None
 
 
+_SHA256_HEX = frozenset("0123456789abcdef")
+_MAX_NAME = 1024
+
+
+def file_name_problem(name: Any) -> str | None:
+    """What is wrong with a saved file's name (a relative POSIX path), or ``None``; the
+    sentence starts with the name."""
+    if type(name) is not str:
+        return f"name {show(name)} is {_type_name(name)}; it must be a str"
+    parts = name.split("/")
+    if (
+        not name
+        or len(name) > _MAX_NAME
+        or "\\" in name
+        or "\x00" in name
+        or any(part in ("", ".", "..") or len(part.encode()) > 255 for part in parts)
+    ):
+        return (
+            f"name {show(name)} is not allowed; use a relative path such as "
+            "'checkpoints/model.pt' without '..', '.', empty parts, backslashes or NUL, "
+            f"at most {_MAX_NAME} characters and 255 bytes a part"
+        )
+    return None
+
+
+def sha256_problem(what: str, value: Any) -> str | None:
+    """``what`` must be a SHA-256 as 64 lowercase hex digits."""
+    if type(value) is str and len(value) == 64 and _SHA256_HEX.issuperset(value):
+        return None
+    return f"{what} {show(value)} is not a SHA-256 (64 lowercase hex digits)"
+
+
+def _size_problem(what: str, value: Any) -> str | None:
+    if type(value) is int and 0 <= value <= INT64_MAX:
+        return None
+    return f"{what} {show(value)} is not a size in bytes (an int from 0 to 2**63-1)"
+
+
+def _file(r: p.File) -> str | None:
+    bad_name = file_name_problem(r.name)
+    if bad_name is not None:
+        return f"File {bad_name}"
+    what = f"File {show(r.name)}:"
+    if r.policy not in media.SAVE_POLICIES:
+        return f"{what} policy {show(r.policy)} is not one of {', '.join(media.SAVE_POLICIES)}"
+    return _first(
+        text_problem(f"{what} path", r.path),
+        sha256_problem(f"{what} sha256", r.sha256),
+        _size_problem(f"{what} size", r.size),
+    )
+
+
+def _image_file_problem(value: dict[str, Any]) -> str | None:
+    problem = _first(
+        sha256_problem("an image file's sha256", value.get("sha256")),
+        _size_problem("an image file's size", value.get("size")),
+    )
+    masks = value.get("masks")
+    if problem is None and masks is not None:
+        if type(masks) is not dict:
+            return f"an image file's masks {show(masks)} is not a map of group -> mask file"
+        for group, mask in masks.items():
+            if type(mask) is not dict:
+                return f"mask {show(group)} is {_type_name(mask)}; a mask file is a map"
+            problem = _first(
+                sha256_problem(f"mask {show(group)}: sha256", mask.get("sha256")),
+                _size_problem(f"mask {show(group)}: size", mask.get("size")),
+            )
+            if problem is not None:
+                break
+    return problem
+
+
+def rich_value_problem(value: Any) -> str | None:
+    """What is wrong with a typed map in a History row (or a list of them), or ``None``: raw
+    media never reaches the server, and image files name their blobs by SHA-256."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+            continue
+        if type(item) is not dict:
+            continue
+        kind = item.get(media.TYPE)
+        if kind == media.IMAGE:
+            return (
+                "is a raw image (pixels); the daemon uploads images as files and sends "
+                "image-file references, raw media is never stored: upload through trackd's daemon"
+            )
+        if kind == media.IMAGE_FILE:
+            problem = _image_file_problem(item)
+            if problem is not None:
+                return f"holds {problem}"
+        elif kind == media.TABLE and type(item.get("data")) is list:
+            stack.extend(item["data"])
+        elif kind == media.IMAGES and type(item.get("items")) is list:
+            stack.extend(item["items"])
+    return None
+
+
+def _history_rich(data: Any) -> str | None:
+    if type(data) is not dict:
+        return None
+    for key, value in data.items():
+        if type(value) is dict or type(value) is list:
+            problem = rich_value_problem(value)
+            if problem is not None:
+                return f"History value for key {show(key)} {problem}"
+    return None
+
+
+def _history_media(r: Any) -> str:
+    return (
+        "HistoryMedia (kind 8) holds raw media, which the daemon turns into files and sends "
+        "as a History record; the server never stores raw media: upload through trackd's "
+        "daemon (trackd sync)"
+    )
+
+
 _CHECKS: dict[int, Callable[[Any], str | None]] = {
     p.RUN_START: _run_start,
     p.HISTORY: _history,
@@ -312,6 +434,8 @@ _CHECKS: dict[int, Callable[[Any], str | None]] = {
     p.METRIC: _metric,
     p.FINISH: _finish,
     p.RUN_UPDATE: _run_update,
+    p.HISTORY_MEDIA: _history_media,
+    p.FILE: _file,
 }
 
 

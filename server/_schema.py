@@ -179,3 +179,31 @@ rejected_records = Table(  # migration 4
     Column("reason", Text, nullable=False),
     Column("rejected_at", Double, nullable=False),
 )
+
+run_blobs = Table(  # migration 5
+    "run_blobs",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("sha256", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+run_files = Table(  # migration 5
+    "run_files",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("sha256", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+run_media = Table(  # migration 5
+    "run_media",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+)

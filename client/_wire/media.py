@@ -36,7 +36,12 @@ Raw values (client -> daemon), map keys as shown; optional ones may be absent or
     {"_type": "table", "columns": [str], "data": [[cell, ...], ...]}
         cells: None, bool, int, float, str, or a raw image.
 
-File references (daemon -> server, and what the read API returns)::
+Encoding (the daemon): PNG by PIL at zlib level 3, no metadata, so the same pixels always
+give the same file; a mask is a mode "L" PNG. A file is named ``<sha256>.<format>`` in
+``<run dir>/media/`` and uploaded as blob ``<sha256>`` of the run.
+
+File references (daemon -> server, and what the read API returns, with a ``url`` added to
+each image and each mask: ``/api/v1/runs/<entity>/<project>/<run>/blobs/<sha256>``)::
 
     {"_type": "image-file", "sha256": hex, "size": n, "format": "png", "width": w,
      "height": h, ...the image's optional fields, masks as

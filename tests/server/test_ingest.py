@@ -68,7 +68,7 @@ VALUES = {
     "tiny": 5e-324,
     "s": "héllo ✓",
     "none": None,
-    "media": {"_type": "image", "path": "a.png", "size": [3, 4]},
+    "media": {"_type": "object3d", "path": "a.obj", "size": [3, 4]},  # a raw "image" is refused
 }
 
 

@@ -35,6 +35,9 @@ HIST = RUN + "/history"
 INT64_OVER = 2**63
 
 Poison = Callable[[str, int], bytes]
+_SHA = "ab" * 32
+_RAW_IMAGE = {"_type": "image", "pixels": b"\x00" * 12, "shape": [2, 2, 3], "mode": "RGB"}
+_IMAGE_FILE = {"_type": "image-file", "sha256": _SHA, "size": 3, "format": "png"}
 
 
 def _hist(data: dict[str, object], step: int = 3) -> Poison:
@@ -107,6 +110,38 @@ POISONS: dict[str, tuple[Poison, tuple[str, ...]]] = {
         ("Flush", "never stored"),
     ),
     "short_history": (_record(lambda r, s: [p.HISTORY, r, s]), ("History needs 6 fields",)),
+    "history_media_raw_row": (
+        _record(lambda r, s: [p.HISTORY_MEDIA, r, s, 3, 1000.0, {"img": _RAW_IMAGE}]),
+        ("HistoryMedia (kind 8) holds raw media", "never stores raw media"),
+    ),
+    "raw_image_in_a_history_row": (
+        _hist({"img": _RAW_IMAGE}),
+        ("History value for key 'img' is a raw image", "image-file"),
+    ),
+    "raw_image_in_a_table_cell": (
+        _hist({"t": {"_type": "table", "columns": ["a"], "data": [[_RAW_IMAGE]]}}),
+        ("History value for key 't' is a raw image",),
+    ),
+    "image_file_without_sha256": (
+        _hist({"img": {"_type": "image-file", "sha256": "abc", "size": 3, "format": "png"}}),
+        ("'img'", "sha256 'abc' is not a SHA-256"),
+    ),
+    "image_file_mask_bad_size": (
+        _hist({"img": dict(_IMAGE_FILE, masks={"m": {"sha256": _SHA, "size": -1}})}),
+        ("'img'", "mask 'm': size -1 is not a size"),
+    ),
+    "file_name_escapes": (
+        lambda r, s: packed(p.File(p.FILE, r, s, "../etc/passwd", "/x", "now", _SHA, 3)),
+        ("File name '../etc/passwd' is not allowed",),
+    ),
+    "file_bad_policy": (
+        lambda r, s: packed(p.File(p.FILE, r, s, "a.txt", "/x", "sometimes", _SHA, 3)),
+        ("File 'a.txt': policy 'sometimes' is not one of live, now, end",),
+    ),
+    "file_without_hash": (
+        lambda r, s: packed(p.File(p.FILE, r, s, "a.txt", "/x", "now")),
+        ("File 'a.txt': sha256 None is not a SHA-256",),
+    ),
 }
 
 
