@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from typing import Any
+
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     """p50, p99, p99.9 and max in microseconds of per-call times given in nanoseconds."""
@@ -18,3 +23,17 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
         "p999_us": round(pct(0.999), 3),
         "max_us": round(ordered[-1] / 1000, 1),
     }
+
+
+def run_section(script: str, name: str, count: int) -> Any:
+    """``script --only name --calls count`` in a fresh interpreter (so no contender inherits
+    another's threads or hooks), and the JSON its last line prints, or the error it gave."""
+    proc = subprocess.run(
+        [sys.executable, script, "--only", name, "--calls", str(count)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-3:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _latency  # bench/ is on sys.path when a bench script runs
 import msgpack
 import zmq
-from _latency import percentiles  # bench/ is on sys.path when a bench script runs
+from _latency import percentiles
 
 KEYS = [f"metric_{i}" for i in range(10)]
 
@@ -144,17 +145,8 @@ SECTIONS: dict[str, Callable[[int, str], Any]] = {
 }
 
 
-def run_section(name: str, calls: int) -> Any:
-    """Each contender in a fresh interpreter, so none inherits another's threads or hooks."""
-    proc = subprocess.run(
-        [sys.executable, __file__, "--only", name, "--calls", str(calls)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def run_section(name: str, count: int) -> Any:
+    return _latency.run_section(__file__, name, count)
 
 
 def main() -> None:

@@ -32,10 +32,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _latency  # bench/ is on sys.path when a bench script runs
 import msgpack
 import numpy as np
 import zmq
-from _latency import percentiles  # bench/ is on sys.path when a bench script runs
+from _latency import percentiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests._support.media import raw_image  # noqa: E402 - the floor sends the same value
@@ -182,15 +183,7 @@ SECTIONS: dict[str, Callable[[int, str], Any]] = {
 
 
 def run_section(name: str, count: int) -> Any:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--only", name, "--calls", str(count)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-3:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _latency.run_section(__file__, name, count)
 
 
 def main() -> None:
