@@ -30,6 +30,7 @@ import httpx
 from trackd._wire import records as p
 from trackd._wire.settings import Settings
 
+from ._api_client import api_client
 from ._media import MediaError, convert_row, snapshot_file
 
 log = logging.getLogger("trackd.daemon")
@@ -216,10 +217,7 @@ class MediaWork:
         with self._lock:
             client = self._clients.get(base_url)
             if client is None:
-                timeout = httpx.Timeout(self.settings.http_timeout)
-                client = httpx.Client(
-                    base_url=f"{base_url}/api/v1", timeout=timeout, **self.settings.http_options()
-                )
+                client = api_client(base_url, self.settings)
                 self._clients[base_url] = client
             return client
 

@@ -37,6 +37,7 @@ from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
 from trackd._wire.settings import Settings
 from trackd._wire.upload_state import Progress
 
+from ._api_client import api_client
 from ._media_work import MediaRetry, MediaWork, RunMedia, needs_work
 
 log = logging.getLogger("trackd.daemon")
@@ -353,10 +354,7 @@ class Uploader:
     def _client(self, base_url: str) -> httpx.Client:
         client = self._clients.get(base_url)
         if client is None:
-            timeout = httpx.Timeout(self.settings.http_timeout)
-            client = httpx.Client(
-                base_url=f"{base_url}/api/v1", timeout=timeout, **self.settings.http_options()
-            )
+            client = api_client(base_url, self.settings)
             self._clients[base_url] = client
         return client
 
