@@ -20,6 +20,9 @@ server applies each ``seq`` at most once):
                daemon turns it into files and uploads it as a History record with its seq
     File       a file saved with the run (``trackd.save``): name in the run, local path,
                policy; the daemon fills in ``sha256`` and ``size`` when it uploads it
+    Output     console text the run's process printed (stdout or stderr), complete lines
+    SystemStats one sample of system metrics (``system/...`` keys) on their own time axis;
+               it never moves the user's step
 
 Control messages (client <-> daemon only, never stored, ``seq`` is 0):
 
@@ -34,12 +37,20 @@ Control messages (client <-> daemon only, never stored, ``seq`` is 0):
     Ack        daemon -> client: every record of ``run_id`` up to ``seq`` is durable, and
                how far its upload got
     Sync       client -> daemon: upload an existing run log (``trackd sync``)
+    Sample     daemon -> client: a system-metrics sample the daemon's sampler took for the
+               client's process tree and machine; the client's I/O thread stores it as a
+               ``SystemStats`` record in its own run log (one writer per log stays true)
 
 Compatibility: a decoder accepts arrays longer than the class it knows (fields added by a
 newer writer are dropped) and shorter ones (missing trailing fields take their defaults).
 Version 2 added ``Attach.host`` and ``Attach.handshake`` and the kinds ``Attached`` and
 ``Nack``; a version 1 client sends no ``handshake`` and gets no ``Attached`` answer.
 Version 3 added the stored kinds ``HistoryMedia`` and ``File``.
+Version 4 added writers (several processes writing one run, each with its own run log and
+its own seqs: ``Attach.writer``, ``RunStart.writer``/``primary``; the server applies each
+(run, writer)'s seqs exactly once; ``""`` is the run's only or primary writer), the run
+environment (``RunStart.environment``), the stored kinds ``Output`` and ``SystemStats`` and
+the control kind ``Sample``.
 """
 
 from __future__ import annotations
@@ -49,7 +60,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 # Record kinds. Numbers are part of the on-disk format: never reuse or renumber one.
 RUN_START = 1
@@ -61,15 +72,30 @@ FINISH = 6
 RUN_UPDATE = 7
 HISTORY_MEDIA = 8
 FILE = 9
+OUTPUT = 10
+SYSTEM_STATS = 11
 ATTACH = 20
 FLUSH = 21
 ACK = 22
 SYNC = 23
 ATTACHED = 24
 NACK = 25
+SAMPLE = 26
 
 STORED_KINDS = frozenset(
-    {RUN_START, HISTORY, CONFIG, SUMMARY, METRIC, FINISH, RUN_UPDATE, HISTORY_MEDIA, FILE}
+    {
+        RUN_START,
+        HISTORY,
+        CONFIG,
+        SUMMARY,
+        METRIC,
+        FINISH,
+        RUN_UPDATE,
+        HISTORY_MEDIA,
+        FILE,
+        OUTPUT,
+        SYSTEM_STATS,
+    }
 )
 UPDATABLE_FIELDS = ("name", "notes", "tags", "group", "job_type")
 
@@ -94,6 +120,10 @@ class RunStart(NamedTuple):
     mode: str
     resumed: bool = False
     start_step: int = 0
+    # version 4
+    writer: str = ""  # this process's writer label in a shared run ("" = the only writer)
+    primary: bool = True  # the run ends (finished/crashed) with its primary writer
+    environment: dict[str, Any] | None = None  # os, python, args, cwd, git, cpus, gpus ...
 
 
 class History(NamedTuple):
@@ -171,6 +201,28 @@ class File(NamedTuple):
     size: int | None = None
 
 
+class Output(NamedTuple):
+    """Console text: ``stream`` is ``stdout`` or ``stderr``; ``text`` holds one or more
+    complete lines (a ``\r``-driven progress bar is kept at its last state)."""
+
+    kind: int
+    run_id: str
+    seq: int
+    time: float
+    stream: str
+    text: str
+
+
+class SystemStats(NamedTuple):
+    """One system-metrics sample: flat ``system/...`` key -> number, taken at ``time``."""
+
+    kind: int
+    run_id: str
+    seq: int
+    time: float
+    data: dict[str, Any]
+
+
 class Attach(NamedTuple):
     kind: int
     run_id: str
@@ -182,6 +234,7 @@ class Attach(NamedTuple):
     upload: UploadTarget | None = None
     host: str = ""
     handshake: bool = False  # version 2: answer with an Attached record
+    writer: str = ""  # version 4: the writer label (one run log per run and writer)
 
 
 class Attached(NamedTuple):
@@ -229,6 +282,16 @@ class Sync(NamedTuple):
     upload: UploadTarget
 
 
+class Sample(NamedTuple):
+    """Daemon -> client: a system-metrics sample for the client's run (``seq`` is 0)."""
+
+    kind: int
+    run_id: str
+    seq: int
+    time: float
+    data: dict[str, Any]
+
+
 class Flush(NamedTuple):
     kind: int
     run_id: str
@@ -260,12 +323,15 @@ Record = (
     | RunUpdate
     | HistoryMedia
     | File
+    | Output
+    | SystemStats
     | Attach
     | Flush
     | Ack
     | Sync
     | Attached
     | Nack
+    | Sample
 )
 
 _BY_KIND: dict[int, Any] = {
@@ -278,12 +344,15 @@ _BY_KIND: dict[int, Any] = {
     RUN_UPDATE: RunUpdate,
     HISTORY_MEDIA: HistoryMedia,
     FILE: File,
+    OUTPUT: Output,
+    SYSTEM_STATS: SystemStats,
     ATTACH: Attach,
     FLUSH: Flush,
     ACK: Ack,
     SYNC: Sync,
     ATTACHED: Attached,
     NACK: Nack,
+    SAMPLE: Sample,
 }
 
 
