@@ -69,13 +69,16 @@ def runs(
     ] = None,
     limit: Annotated[int | None, Query(description="runs per page (all if absent)")] = None,
     offset: Annotated[int, Query(description="runs to skip")] = 0,
+    search: Annotated[
+        str | None, Query(description="runs whose name or id contains this (case ignored)")
+    ] = None,
 ) -> Response:
     ent = member_entity(request, principal, entity)
     with app_state(request).db.read() as conn:
         pid = _runs.project_id(conn, ent, project)
         if pid is None:
             raise NotFound(f"project {project!r} not found in entity {ent.name!r}")
-        page = _run_query.project_runs(conn, pid, filters, order, limit, offset)
+        page = _run_query.project_runs(conn, pid, filters, order, limit, offset, search)
     docs = [_runs.run_json(row, ent.name, project) for row in page.rows]
     return respond(request, {"runs": docs, "total": page.total, "offset": offset, "limit": limit})
 

@@ -266,3 +266,63 @@ def test_rows_can_be_grouped_by_group_or_a_config_key(page: Page, site: Site) ->
     page.wait_for_selector('#runs-table tr.group-row[data-group="sgd"]')
     assert "by=config.opt" in page.url
     screenshot(page, "grouped")
+
+
+def test_name_search_is_the_servers_and_finds_runs_beyond_the_first_page(page: Page, site: Site) -> None:
+    from tests.server import _batches
+
+    with site.server.client() as admin:  # 60 runs: more than one page (50) of the table
+        for r in range(60):
+            records = [_batches.run_start(f"s{r:02d}", 1, "paged", name=f"sweep-{r:02d}")]
+            _batches.ingest(admin, f"s{r:02d}", records, project="paged").raise_for_status()
+    asked: list[str] = []
+    page.on("request", lambda r: "/projects/paged/runs" in r.url and asked.append(r.url))
+    sign_in(page, site, site.admin_key, "#/p/admin/paged")
+    assert len(rows(page)) == 50 and page.inner_text("#runs-count").startswith("60 runs")
+    page.fill("#filters input[name=search]", "SWEEP-0")  # the oldest ten: the second page
+    page.click("#filters button[type=submit]")
+    wait_rows(page, [f"s{r:02d}" for r in range(9, -1, -1)])
+    assert page.inner_text("#runs-count").startswith("10 runs")
+    assert "search=SWEEP-0" in asked[-1]  # the server searched, not the page it had
+
+
+def test_charts_read_history_in_one_bulk_request_per_panel_group(page: Page, site: Site) -> None:
+    reads: list[Any] = []
+    page.on("request", lambda r: "/history" in r.url and reads.append(r))
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?runs=alpha,beta,gamma")
+    for key in ("train/loss", "val/acc"):
+        assert {r: d["points"] for r, d in drawn(page, key)["runs"].items()} == {
+            "alpha": 50,
+            "beta": 80,
+            "gamma": 120,
+        }
+    assert reads and all(r.method == "POST" and r.url.endswith("/entities/admin/projects/vision/history") for r in reads)
+    assert all(r.headers["accept"] == "application/vnd.trackd.columns+msgpack" for r in reads)
+    asked = [json.loads(r.post_data) for r in reads]
+    assert len(reads) <= 2, asked  # a request per group of panels on screen, not per run
+    assert all(set(a["runs"]) == {"alpha", "beta", "gamma"} for a in asked)
+    assert {k for a in asked for k in a["keys"]} == {"train/loss", "val/acc"}
+
+
+def headers(page: Page) -> list[str]:
+    return list(page.eval_on_selector_all("#runs-table thead th[data-col]", "ts => ts.map(t => t.dataset.col)"))
+
+
+def test_columns_move_by_keyboard_and_by_drag_and_the_address_keeps_their_order(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision?cols=name,state,group,config.lr")
+    rows(page)
+    assert headers(page) == ["name", "state", "group", "config.lr"]
+    page.focus('button.sort[data-sort="config.lr"]')
+    page.keyboard.press("Alt+ArrowLeft")
+    page.keyboard.press("Alt+ArrowLeft")  # the moved column keeps the focus
+    assert headers(page) == ["name", "config.lr", "state", "group"]
+    assert page.evaluate("document.activeElement.dataset.sort") == "config.lr"
+    page.drag_and_drop('th[data-col="name"]', 'th[data-col="group"]')  # onto a column to its right: after it
+    assert headers(page) == ["config.lr", "state", "group", "name"]
+    # the cells follow their headers
+    cells = page.eval_on_selector_all('tr[data-run="alpha"] td[data-col]', "ts => ts.map(t => t.dataset.col)")
+    assert cells == ["config.lr", "state", "group", "name"]
+    assert "cols=config.lr%2Cstate%2Cgroup%2Cname" in page.url or "cols=config.lr,state,group,name" in page.url
+    page.reload()
+    rows(page)
+    assert headers(page) == ["config.lr", "state", "group", "name"]

@@ -122,12 +122,14 @@ class ProjectView {
         order,
         limit: PAGE,
         offset: this.offset,
+        search: this.q.search,
       });
-      // until the server pages (answer.total), it answers every matching run: page here
+      // the server filters, searches, sorts and pages; one that answers every run (no
+      // total) is paged here
       const page =
         answer.total === undefined
           ? inBrowser(answer.runs, this.q, this.offset, PAGE)
-          : { runs: inBrowser(answer.runs, { ...this.q, order: "" }, 0, PAGE).runs, total: answer.total };
+          : { runs: answer.runs, total: answer.total };
       this.pageRuns = page.runs;
       this.total = page.total;
     } catch (err) {
@@ -171,6 +173,7 @@ class ProjectView {
         this.apply();
       },
       onSelect: (id, on) => this.select(id, on),
+      onMove: (id, before) => this.moveColumn(id, before),
     });
     keepFocus(this.tableBox, () => this.tableBox.replaceChildren(table));
     this.tableBox.dataset.total = String(this.total);
@@ -192,6 +195,17 @@ class ProjectView {
       void this.loadCharts(); // grouped rows chart as groups
     });
     this.groupBox.replaceChildren(by);
+  }
+
+  /** Column ``id`` before column ``before`` (null: last); kept in the address. */
+  private moveColumn(id: string, before: string | null): void {
+    const rest = (this.shown ?? DEFAULT_COLUMNS).filter((c) => c !== id);
+    const at = before === null ? rest.length : rest.indexOf(before);
+    rest.splice(at < 0 ? rest.length : at, 0, id);
+    this.shown = rest;
+    setParams({ cols: rest.join(",") });
+    this.drawTable();
+    this.tableBox.querySelector<HTMLElement>(`th[data-col="${CSS.escape(id)}"] button`)?.focus();
   }
 
   private select(id: string, on: boolean): void {

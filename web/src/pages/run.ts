@@ -6,6 +6,7 @@ import { ChartGrid, settingsFrom } from "../charts/grid";
 import { h } from "../dom";
 import { duration, durationOf, flatten, value, when } from "../format";
 import { current, href } from "../route";
+import { MediaSection, mediaKeys } from "../media/section";
 import { metricKeys } from "./keys";
 
 const LIVE_MS = 2000;
@@ -104,7 +105,12 @@ export async function runPage(
     chartsBox.replaceChildren(grid.el);
   };
   chart();
-  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), h("h2", {}, "Charts"), chartsBox);
+  const media = new MediaSection(run);
+  const shownMedia = mediaKeys(run.summary);
+  app.append(title, top, h("h2", {}, "Files"), filesList(run, files));
+  if (shownMedia.length) app.append(h("h2", {}, "Media"), media.el);
+  app.append(h("h2", {}, "Charts"), chartsBox);
+  await media.load(shownMedia);
 
   const timer = setInterval(async () => {
     if (run.state !== "running") return clearInterval(timer);
@@ -117,5 +123,6 @@ export async function runPage(
   return () => {
     clearInterval(timer);
     grid?.destroy();
+    media.destroy();
   };
 }
