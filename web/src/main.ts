@@ -47,11 +47,15 @@ async function render(): Promise<void> {
   }
   const { parts, params } = current();
   try {
-    await header();
-    if (parts[0] === "p" && parts.length === 3) cleanup = await projectPage(app, parts[1], parts[2], params);
-    else if (parts[0] === "r" && parts.length === 4)
-      cleanup = await runPage(app, parts[1], parts[2], parts[3]);
-    else await homePage(app);
+    // the header and the view load side by side (neither waits for the other's requests)
+    const head = header();
+    head.catch(() => undefined); // its failure is the view's too (a 401 signs out): shown once
+    let view: Promise<Cleanup | void>;
+    if (parts[0] === "p" && parts.length === 3) view = projectPage(app, parts[1], parts[2], params);
+    else if (parts[0] === "r" && parts.length === 4) view = runPage(app, parts[1], parts[2], parts[3]);
+    else view = homePage(app);
+    const [done] = await Promise.all([view, head]);
+    cleanup = done ?? null;
   } catch (err) {
     if (!apiKey()) return; // a 401 signed out and rendered the sign-in page
     app.replaceChildren(

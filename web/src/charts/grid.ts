@@ -107,6 +107,7 @@ export class ChartGrid {
   }
 
   private onVisible(entries: IntersectionObserverEntry[]): void {
+    performance.mark("trackd:panels-visible");
     for (const entry of entries) {
       if (!entry.isIntersecting) continue;
       const panel = this.panels.find((p) => p.el === entry.target);

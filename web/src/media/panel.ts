@@ -32,7 +32,7 @@ export class MediaPanel {
     this.kind = kindOf(points[0]?.value) ?? "images";
     this.el = h(
       "div",
-      { class: `media-panel media-${this.kind}`, "data-key": key },
+      { class: `media-panel media-kind-${this.kind}`, "data-key": key },
       h("div", { class: "panel-title" }, h("span", {}, key), h("span", { class: "muted step-shown" })),
       this.legend,
       this.body,

@@ -125,6 +125,6 @@ export class MediaSection {
     };
     pick.addEventListener("change", apply);
     range.addEventListener("input", apply);
-    return h("label", {}, pick, " ≥ ", range, shown);
+    return h("label", {}, "boxes with ", pick, " ≥ ", range, shown);
   }
 }

@@ -139,8 +139,10 @@ class ProjectView {
     }
     this.pageRuns.forEach((r) => this.known.set(r.id, r));
     this.selected ??= this.pageRuns.slice(0, 5).map((r) => r.id);
+    performance.mark("trackd:runs-answer");
     this.drawTable();
     window.trackd.runsTableAt ??= performance.now();
+    performance.mark("trackd:runs-drawn");
     void this.loadCharts();
   }
 
@@ -266,8 +268,10 @@ class ProjectView {
       group: this.groupBy ? this.groupOf(r) : null,
       color: this.lineColor(r),
     });
+    performance.mark("trackd:compare-drawn");
     this.grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
     this.chartsBox.replaceChildren(this.grid.el);
+    performance.mark("trackd:grid-built");
   }
 
   /** Every 2 s: the running runs shown, their rows and their new points. */

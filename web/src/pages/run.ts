@@ -70,8 +70,8 @@ export async function runPage(
   project: string,
   id: string,
 ): Promise<() => void> {
-  let run = await api.run(entity, project, id);
-  const files = await api.files(entity, project, id);
+  const [first, files] = await Promise.all([api.run(entity, project, id), api.files(entity, project, id)]);
+  let run = first;
   const top = h("div", { class: "run-top" });
   const draw = () =>
     top.replaceChildren(
