@@ -3,6 +3,8 @@ charts, the run page, sign out, and what another user's key sees."""
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import json
 import re
 from pathlib import Path
@@ -58,6 +60,9 @@ def test_sign_in_shows_projects_and_sign_out_forgets_the_key(page: Page, site: S
     page.wait_for_selector("#sign-in .error:has-text('not valid')")
     sign_in(page, site, site.admin_key)
     assert page.inner_text("#viewer").startswith("admin")
+    # the server says what it is on every page; to an admin, where its data lives too
+    version = importlib.metadata.version("trackd")
+    assert page.inner_text("#server") == f"server {version} · sqlite · {site.server.data_dir}"
     page.wait_for_selector("a.project")
     projects = page.eval_on_selector_all("a.project", "as => as.map(a => a.textContent)")
     assert projects == ["vision"]
@@ -194,6 +199,7 @@ def test_smoothing_x_axis_and_log_scale_are_view_settings(page: Page, site: Site
 def test_another_users_key_sees_nothing_of_the_project(page: Page, site: Site, where: str) -> None:
     sign_in(page, site, site.other_key, where)
     page.wait_for_selector("main :is(.error:not(:empty), a.project)")
+    assert page.inner_text("#server") == f"server {importlib.metadata.version('trackd')}"
     text = page.inner_text("main")
     for name in ("vision", "alpha", "beta", "gamma", "0.1"):
         if name == "vision" and where != "#/":
@@ -326,3 +332,25 @@ def test_columns_move_by_keyboard_and_by_drag_and_the_address_keeps_their_order(
     page.reload()
     rows(page)
     assert headers(page) == ["config.lr", "state", "group", "name"]
+
+
+def test_the_x_axis_can_be_another_logged_key(page: Page, site: Site) -> None:
+    bodies: list[dict[str, Any]] = []
+    page.on("request", lambda r: r.url.endswith("/history") and bodies.append(json.loads(r.post_data)))
+    sign_in(page, site, site.admin_key, "#/r/admin/vision/gamma")
+    assert drawn(page, "train/loss")["xRange"] == [0, 119]  # steps
+    options = page.eval_on_selector_all("select[name=x-axis] option", "os => os.map(o => o.value)")
+    assert "val/acc" in options
+    page.select_option("select[name=x-axis]", "val/acc")
+    page.wait_for_function("() => window.trackd.panels['train/loss'].xAxis === 'val/acc'")
+    loss = drawn(page, "train/loss")
+    # val/acc is step / 120: each loss point is drawn at val/acc's value of its step
+    assert loss["xRange"] == pytest.approx([0, 119 / 120])
+    assert loss["runs"]["gamma"]["points"] == 120 and loss["runs"]["gamma"]["lastValue"] == pytest.approx(1 / 120)
+    assert bodies[-1]["x"] == "val/acc" and "train/loss" in bodies[-1]["keys"]
+    assert "x=val%2Facc" in page.url
+    screenshot(page, "x-by-key")
+    page.reload()  # the address restores it
+    page.wait_for_function("() => window.trackd.panels['train/loss']?.xAxis === 'val/acc'")
+    assert drawn(page, "train/loss")["xRange"] == pytest.approx([0, 119 / 120])
+    assert page.locator("select[name=x-axis]").input_value() == "val/acc"

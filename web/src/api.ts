@@ -16,6 +16,7 @@ export interface Viewer {
   admin: boolean;
   entities: string[];
   default_entity: string;
+  server?: { version: string; data_dir?: string; database?: string }; // data_dir, database: admins
 }
 
 export interface Project {

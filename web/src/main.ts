@@ -2,7 +2,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 
-import { whenUnauthorized, viewer } from "./api";
+import { whenUnauthorized, viewer, type Viewer } from "./api";
 import { resetPage } from "./charts/registry";
 import { clear, h } from "./dom";
 import { current, href } from "./route";
@@ -19,6 +19,13 @@ const app = document.getElementById("app") as HTMLElement;
 export type Cleanup = () => void;
 let cleanup: Cleanup | null = null;
 
+/** What the server is: its version; for an admin, its database and data dir too. */
+function serverLine(me: Viewer): HTMLElement {
+  const s = me.server;
+  const parts = s ? [`server ${s.version}`, s.database, s.data_dir].filter(Boolean) : [];
+  return h("span", { class: "server muted", id: "server" }, parts.join(" · "));
+}
+
 async function header(): Promise<void> {
   const me = await viewer();
   const out = h("button", { type: "button", id: "sign-out" }, "Sign out");
@@ -30,6 +37,7 @@ async function header(): Promise<void> {
   bar.replaceChildren(
     h("a", { href: "#/", class: "brand" }, "trackd"),
     h("span", { class: "spacer" }),
+    serverLine(me),
     h("span", { class: "who", id: "viewer" }, me.user + (me.admin ? " (admin)" : "")),
     out,
   );

@@ -359,12 +359,15 @@ export class Panel {
     this.el.dataset.state = state;
     const logY = this.plot?.scales.y.distr === 3;
     const yMax = this.plot?.scales.y.max ?? null;
+    const xs = this.plot?.data[0];
+    const xRange: [number, number] | null = xs?.length ? [xs[0], xs[xs.length - 1]] : null;
     recordPanel({
       key: this.key,
       state,
       zoomed: this.zoom !== null,
       smoothing: this.settings.smoothing,
       xAxis: this.settings.x,
+      xRange,
       logY,
       yMax,
       runs,

@@ -22,6 +22,7 @@ export interface PanelDrawn {
   zoomed: boolean;
   smoothing: number;
   xAxis: string;
+  xRange: [number, number] | null; // the first and last x of the data drawn
   logY: boolean; // the y scale uPlot draws is logarithmic
   yMax: number | null; // the top of the y axis drawn
 
