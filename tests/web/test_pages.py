@@ -354,3 +354,31 @@ def test_the_x_axis_can_be_another_logged_key(page: Page, site: Site) -> None:
     page.wait_for_function("() => window.trackd.panels['train/loss']?.xAxis === 'val/acc'")
     assert drawn(page, "train/loss")["xRange"] == pytest.approx([0, 119 / 120])
     assert page.locator("select[name=x-axis]").input_value() == "val/acc"
+
+
+def test_parallel_coordinates_of_config_keys_against_a_chosen_metric(page: Page, site: Site) -> None:
+    sign_in(page, site, site.admin_key, "#/p/admin/vision")
+    page.wait_for_function("() => window.trackd.parallel && window.trackd.parallel.lines > 0")
+    page.select_option("select[name=parallel-metric]", "train/loss")
+    page.wait_for_function("() => window.trackd.parallel.metric === 'train/loss'")
+    drawn_ = page.evaluate("() => window.trackd.parallel")
+    # the config keys whose values differ, then the metric (every run has train/loss)
+    assert drawn_["axes"] == ["config.batch", "config.lr", "config.opt", "summary.train/loss"]
+    assert "pc=train%2Floss" in page.url
+
+    def heights(run: str) -> list[float]:
+        points = page.get_attribute(f'svg.parallel-plot polyline[data-run="{run}"]', "points")
+        return [float(p.split(",")[1]) for p in points.split()]
+
+    # lr (log scale): delta 0.5 highest (smallest y), then alpha 0.1, beta 0.01, gamma 0.001;
+    # delta has no batch or opt: its line joins the two axes it has, lr and the metric
+    lr = {run: heights(run)[1] for run in ("alpha", "beta", "gamma")}
+    delta = heights("delta")
+    assert len(delta) == 2 and all(len(heights(r)) == 4 for r in lr)
+    assert delta[0] < lr["alpha"] < lr["beta"] < lr["gamma"]
+    # the metric axis: delta's loss (3.0) is the highest; gamma's (1/120) the lowest
+    loss = {run: heights(run)[-1] for run in ("alpha", "beta", "gamma")}
+    assert delta[-1] < loss["alpha"] < loss["beta"] < loss["gamma"]
+    screenshot(page, "parallel")
+    page.reload()
+    page.wait_for_function("() => window.trackd.parallel && window.trackd.parallel.metric === 'train/loss'")

@@ -44,9 +44,17 @@ export interface MediaDrawn {
   heat: { steps: number; rows: number; lo: number | null; hi: number | null; filled: number } | null;
 }
 
+/** The parallel-coordinates panel: its metric, axes and the run lines drawn. */
+export interface ParallelDrawn {
+  metric: string;
+  axes: string[];
+  lines: number;
+}
+
 interface PageData {
   panels: Record<string, PanelDrawn>;
   media: Record<string, MediaDrawn>;
+  parallel: ParallelDrawn | null;
   firstChartAt: number | null; // performance.now() when this view's first chart was drawn
   runsTableAt: number | null; // ... and its runs table
 }
@@ -58,7 +66,7 @@ declare global {
 }
 
 export function resetPage(): void {
-  window.trackd = { panels: {}, media: {}, firstChartAt: null, runsTableAt: null };
+  window.trackd = { panels: {}, media: {}, parallel: null, firstChartAt: null, runsTableAt: null };
 }
 
 export function recordPanel(panel: PanelDrawn): void {
@@ -67,6 +75,10 @@ export function recordPanel(panel: PanelDrawn): void {
     window.trackd.firstChartAt = performance.now();
     performance.mark("trackd:first-chart");
   }
+}
+
+export function recordParallel(drawn: ParallelDrawn): void {
+  window.trackd.parallel = drawn;
 }
 
 export function recordMedia(drawn: MediaDrawn): void {

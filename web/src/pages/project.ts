@@ -9,6 +9,7 @@ import { h } from "../dom";
 import { value } from "../format";
 import { current, href, setParams } from "../route";
 import { compareTable } from "../runs/compare";
+import { parallelPanel } from "../runs/parallel";
 import { columnChooser, filterBar, groupChooser } from "../runs/controls";
 import { field, inBrowser, serverFilters, type TableQuery } from "../runs/query";
 import { allColumns, runsTable } from "../runs/table";
@@ -53,6 +54,7 @@ class ProjectView {
   private groupBy: string;
   private shown: string[] | null; // visible columns (null: the default ones)
   private onlyDiffs: boolean;
+  private metric: string; // the parallel coordinates' last axis
   // what the page holds
   private readonly known = new Map<string, Run>();
   private pageRuns: Run[] = [];
@@ -67,6 +69,13 @@ class ProjectView {
   private readonly chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
   private readonly groupBox = h("span", { class: "group-by" });
   private readonly compareBox = h("div");
+  private readonly parallelBox = h("div");
+  private readonly parallel = h(
+    "details",
+    { class: "parallel-box", open: true },
+    h("summary", {}, "Parallel coordinates (the runs of this page)"),
+    this.parallelBox,
+  );
   private readonly chartsBox = h("div");
 
   constructor(
@@ -80,13 +89,14 @@ class ProjectView {
     this.groupBy = params.get("by") ?? "";
     this.shown = list(params.get("cols"));
     this.onlyDiffs = params.get("diff") === "1";
+    this.metric = params.get("pc") ?? "";
   }
 
   async open(app: HTMLElement): Promise<() => void> {
     const title = h("h1", {}, h("a", { href: href([]) }, this.entity), " / ", this.project);
     const filters = filterBar(this.q, () => this.apply());
     app.append(title, filters, this.groupBox, this.chooser, this.problem, this.tableBox, this.pager);
-    app.append(this.compareBox, h("h2", {}, "Charts"), this.chartsBox);
+    app.append(this.compareBox, this.parallel, h("h2", {}, "Charts"), this.chartsBox);
     await this.loadTable(true);
     this.timer = window.setInterval(() => void this.live(), LIVE_MS);
     return () => {
@@ -180,6 +190,7 @@ class ProjectView {
     keepFocus(this.tableBox, () => this.tableBox.replaceChildren(table));
     this.tableBox.dataset.total = String(this.total);
     this.drawPager();
+    this.drawParallel();
   }
 
   private drawControls(columns: [string, string][]): void {
@@ -216,6 +227,22 @@ class ProjectView {
     setParams({ runs: this.selected.join(",") });
     this.drawTable();
     void this.loadCharts();
+  }
+
+  private drawParallel(): void {
+    const width = Math.max(600, (this.parallel.clientWidth || 1000) - 24);
+    const panel = parallelPanel(
+      this.pageRuns,
+      this.metric,
+      this.selected ?? [],
+      (metric) => {
+        this.metric = metric;
+        setParams({ pc: metric });
+        this.drawParallel();
+      },
+      width,
+    );
+    this.parallelBox.replaceChildren(panel);
   }
 
   private drawPager(): void {
