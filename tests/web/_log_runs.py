@@ -32,14 +32,24 @@ NAN_STEP = 40  # beta's train/loss is NaN here: a marker on the chart, not a gap
 
 def log_project() -> None:
     for name, (config, tags, group, steps) in PROJECT.items():
-        run = trackd.init(project="vision", id=name, name=name, config=config, tags=tags, group=group, job_type="train")
+        run = trackd.init(
+            project="vision",
+            id=name,
+            name=name,
+            config=config,
+            tags=tags,
+            group=group,
+            job_type="train",
+        )
         for step in range(steps):
             loss = math.nan if name == "beta" and step == NAN_STEP else 1.0 / (step + 1)
             trackd.log({"train/loss": loss, "val/acc": step / steps})
         run.notes = f"notes of {name}"
         trackd.finish()
     try:
-        with trackd.init(project="vision", id="delta", name="delta", config={"lr": 0.5}, tags=["exp"]):
+        with trackd.init(
+            project="vision", id="delta", name="delta", config={"lr": 0.5}, tags=["exp"]
+        ):
             trackd.log({"train/loss": 3.0})
             raise RuntimeError("a failed run")
     except RuntimeError:
@@ -94,7 +104,11 @@ def media_image(step: int) -> trackd.Image:
     pixels[..., 2] = 80 * step
     labels = {0: "background", 1: "cat", 2: "dog"}
     boxes = [
-        {"position": {"minX": 0.05, "maxX": 0.45, "minY": 0.1, "maxY": 0.9}, "class_id": 1, "scores": {"score": 0.9}},
+        {
+            "position": {"minX": 0.05, "maxX": 0.45, "minY": 0.1, "maxY": 0.9},
+            "class_id": 1,
+            "scores": {"score": 0.9},
+        },
         {
             "position": {"middle": [48, 36], "width": 24, "height": 16},
             "domain": "pixel",
@@ -134,7 +148,12 @@ def log_media() -> None:
 
 def log_many(runs: int, keys: int, steps: int) -> None:
     for r in range(runs):
-        trackd.init(project="many", id=f"many{r}", name=f"many{r}", config={"lr": 10.0 ** -(r % 5), "seed": r})
+        trackd.init(
+            project="many",
+            id=f"many{r}",
+            name=f"many{r}",
+            config={"lr": 10.0 ** -(r % 5), "seed": r},
+        )
         for step in range(steps):
             trackd.log({f"m/k{k}": math.sin(step / 100 + k + r) for k in range(keys)})
         trackd.finish()
@@ -142,7 +161,9 @@ def log_many(runs: int, keys: int, steps: int) -> None:
 
 def log_table(runs: int) -> None:
     for r in range(runs):
-        trackd.init(project="table", id=f"t{r}", name=f"t{r}", config={"lr": 1.0 / (r + 1), "seed": r})
+        trackd.init(
+            project="table", id=f"t{r}", name=f"t{r}", config={"lr": 1.0 / (r + 1), "seed": r}
+        )
         trackd.log({"loss": 1.0 / (r + 1)})
         trackd.finish()
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from tests._support.server import running_server
+
 from . import _log_runs as logged
 from ._logging import finish_logging, log_runs
-from .conftest import Site, api, screenshot
+from .conftest import STATIC, Site, api, screenshot
 from .test_pages import sign_in
 
 Page = Any
@@ -22,9 +24,14 @@ RUN = "#/r/admin/media/pics"
 
 
 @pytest.fixture(scope="module")
-def pics(site: Site) -> Iterator[Site]:
-    finish_logging(log_runs(site.server, site.admin_key, site.workdir, "media"))
-    yield site
+def pics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server holding only the media run (the project of the other modules is not needed)."""
+    if not STATIC.is_file():
+        pytest.fail(f"the web UI is not built ({STATIC} is missing); run `make web`")
+    workdir = tmp_path_factory.mktemp("media")
+    with running_server(workdir / "server") as server:
+        finish_logging(log_runs(server, server.admin_key, workdir, "media"))
+        yield Site(server, server.admin_key, "", workdir)
 
 
 def media(page: Page, key: str, **want: Any) -> dict[str, Any]:
@@ -109,7 +116,9 @@ def test_a_table_with_image_cells(page: Page, pics: Site) -> None:
 
 def test_watched_gradients_show_as_a_heat_map_over_steps(page: Page, pics: Site) -> None:
     with api(pics, pics.admin_key) as client:
-        logged_steps = client.get("/runs/admin/media/pics/media", params={"keys": "gradients/weight"})
+        logged_steps = client.get(
+            "/runs/admin/media/pics/media", params={"keys": "gradients/weight"}
+        )
         assert logged_steps.status_code == 200, logged_steps.text
         points = logged_steps.json()["media"]["gradients/weight"]
     assert len(points) == logged.WATCH_STEPS

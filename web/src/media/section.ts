@@ -49,10 +49,10 @@ export class MediaSection {
     const steps = new Set<number>();
     for (const p of this.panels) if (p.kind !== "histogram") p.points.forEach((pt) => steps.add(pt.step));
     this.steps = [...steps].sort((a, b) => a - b);
-    const asked = this.params.get("mstep");
+    const asked = current().params.get("mstep"); // none: the latest step, live
     this.step = asked !== null && asked !== "" ? Number(asked) : (this.steps[this.steps.length - 1] ?? null);
     const boxes = h("div", { class: "media-panels" }, ...this.panels.map((p) => p.el));
-    this.el.replaceChildren(this.toolbar(), boxes);
+    this.el.replaceChildren(h("h2", {}, "Media"), this.toolbar(), boxes);
     this.showAll();
   }
 

@@ -72,7 +72,7 @@ class ProjectView {
   private readonly parallelBox = h("div");
   private readonly parallel = h(
     "details",
-    { class: "parallel-box", open: true },
+    { class: "parallel-box", id: "parallel-box" },
     h("summary", {}, "Parallel coordinates (the runs of this page)"),
     this.parallelBox,
   );
@@ -90,6 +90,12 @@ class ProjectView {
     this.shown = list(params.get("cols"));
     this.onlyDiffs = params.get("diff") === "1";
     this.metric = params.get("pc") ?? "";
+    // closed unless the address opens it (it would push the charts below the fold)
+    this.parallel.open = params.get("pcopen") === "1";
+    this.parallel.addEventListener("toggle", () => {
+      setParams({ pcopen: this.parallel.open ? "1" : null });
+      this.drawParallel();
+    });
   }
 
   async open(app: HTMLElement): Promise<() => void> {
@@ -230,6 +236,7 @@ class ProjectView {
   }
 
   private drawParallel(): void {
+    if (!this.parallel.open) return this.parallelBox.replaceChildren(); // drawn when opened
     const width = Math.max(600, (this.parallel.clientWidth || 1000) - 24);
     const panel = parallelPanel(
       this.pageRuns,

@@ -106,11 +106,10 @@ export async function runPage(
   };
   chart();
   const media = new MediaSection(run);
-  const shownMedia = mediaKeys(run.summary);
-  app.append(title, top, h("h2", {}, "Files"), filesList(run, files));
-  if (shownMedia.length) app.append(h("h2", {}, "Media"), media.el);
+  let mediaAt = JSON.stringify([mediaKeys(run.summary), run.last_step]);
+  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), media.el);
   app.append(h("h2", {}, "Charts"), chartsBox);
-  await media.load(shownMedia);
+  await media.load(mediaKeys(run.summary));
 
   const timer = setInterval(async () => {
     if (run.state !== "running") return clearInterval(timer);
@@ -119,6 +118,11 @@ export async function runPage(
     await grid?.poll([was]); // once more after it finished: its last points
     draw();
     chart(); // a key logged for the first time gets its panel
+    const now = JSON.stringify([mediaKeys(run.summary), run.last_step]);
+    if (now !== mediaAt) {
+      mediaAt = now; // new media steps (the files already shown are not fetched again)
+      await media.load(mediaKeys(run.summary));
+    }
   }, LIVE_MS);
   return () => {
     clearInterval(timer);
