@@ -70,10 +70,14 @@ function floats(bytes: Uint8Array): Float64Array {
   return new Float64Array(bytes.slice().buffer);
 }
 
+/** Little-endian int64s as numbers (steps: exact below 2**53), without a BigInt each. */
 function int64s(bytes: Uint8Array): Float64Array {
-  const ints = new BigInt64Array(bytes.slice().buffer);
-  const out = new Float64Array(ints.length);
-  for (let i = 0; i < ints.length; i++) out[i] = Number(ints[i]);
+  const words = new Uint32Array(bytes.slice().buffer);
+  const out = new Float64Array(words.length / 2);
+  for (let i = 0; i < out.length; i++) {
+    const [lo, hi] = [words[2 * i], words[2 * i + 1]];
+    out[i] = hi >= 0x80000000 ? -((~hi >>> 0) * 4294967296 + (~lo >>> 0) + 1) : hi * 4294967296 + lo;
+  }
   return out;
 }
 
@@ -119,20 +123,20 @@ interface Ask {
   x: string;
   runs: Set<string>;
   keys: Set<string>;
-  answer: Promise<Map<string, Series>>; // by JSON [run, key]
+  answer: Promise<Map<string, Packed>>; // by JSON [run, key], decoded when a panel asks
 }
 
 const idOf = (run: string, key: string) => JSON.stringify([run, key]);
 
 /** One request (or a few, when over the server's limits) for ``runs`` x ``keys``. */
-async function fetchBulk(ask: Ask): Promise<Map<string, Series>> {
+async function fetchBulk(ask: Ask): Promise<Map<string, Packed>> {
   const runs = [...ask.runs];
   const keys = [...ask.keys];
   const perRequest = Math.max(
     1,
     Math.min(MAX_RUNS, Math.floor(MAX_POINTS / (keys.length * ask.range.samples))),
   );
-  const out = new Map<string, Series>();
+  const out = new Map<string, Packed>();
   const path = `/entities/${encodeURIComponent(ask.entity)}/projects/${encodeURIComponent(ask.project)}/history`;
   const chunks: Promise<void>[] = [];
   for (let r = 0; r < runs.length; r += perRequest) {
@@ -151,8 +155,9 @@ async function fetchBulk(ask: Ask): Promise<Map<string, Series>> {
           const bytes = new Uint8Array(await (await post(path, body, COLUMNS)).arrayBuffer());
           const got = performance.now();
           const answer = decode(bytes, { useBigInt64: true }) as { series: Packed[] };
-          for (const doc of answer.series) out.set(idOf(doc.run, doc.key), unpack(doc));
-          // the page's own profile: the request, and decoding its answer
+          for (const doc of answer.series) out.set(idOf(doc.run, doc.key), doc);
+          // the page's own profile: the request, and decoding its msgpack (each series'
+          // arrays are unpacked when a panel asks for them)
           const detail = { runs: body.runs.length, keys: body.keys.length, bytes: bytes.length };
           performance.measure("trackd:history-fetch", { start: asked, end: got, detail });
           performance.measure("trackd:history-decode", { start: got, end: performance.now(), detail });
@@ -190,5 +195,8 @@ export function fetchSeries(run: RunRef, key: string, range: Range, x = "step"):
   ask.runs.add(run.id);
   ask.keys.add(key);
   const withX = x !== "step" && x !== "time";
-  return ask.answer.then((found) => found.get(idOf(run.id, key)) ?? emptySeries(withX));
+  return ask.answer.then((found) => {
+    const doc = found.get(idOf(run.id, key));
+    return doc ? unpack(doc) : emptySeries(withX);
+  });
 }
