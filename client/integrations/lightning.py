@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ._require import first_of
+from ._runs import StepMap, running
 
 _pl = first_of("lightning", ("lightning.pytorch", "pytorch_lightning"), "lightning")
 _base = first_of("lightning", (_pl.__name__ + ".loggers.logger",), "lightning")
@@ -69,7 +70,7 @@ class TrackdLogger(_base.Logger):  # type: ignore[misc,name-defined]
         self._prefix = prefix
         self._run: Any = None
         self._checkpoints: dict[str, str] = {}  # path -> the folder it is named from
-        self._offset = 0  # run step - trainer step, when the trainer is behind the run
+        self._steps = StepMap()
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -96,13 +97,8 @@ class TrackdLogger(_base.Logger):  # type: ignore[misc,name-defined]
     @rank_zero_experiment
     def experiment(self) -> Any:
         """The :class:`trackd.Run`, started on first use (rank 0 only)."""
-        import trackd
-
         if self._run is None or self._run.state != "running":
-            kwargs = dict(self._init)
-            if self._run is not None:  # finalized, and used again: continue the same run
-                kwargs.update(id=self._run.id, resume="must", name=None)
-            self._run = trackd.init(**kwargs)
+            self._run = running(self._run, self._init)
             self._init["id"] = self._run.id
             self._run.define_metric(STEP_KEY)
         return self._run
@@ -181,11 +177,7 @@ class TrackdLogger(_base.Logger):  # type: ignore[misc,name-defined]
             run.log(row, commit=False)
             return
         row[STEP_KEY] = step
-        if step + self._offset < run.step:
-            # behind the run (a fresh trainer on a resumed run, or a step logged ahead by
-            # hand): shift this and later steps, rather than drop them
-            self._offset = run.step - step
-        run.log(row, step=step + self._offset)
+        run.log(row, step=self._steps(run, step))
 
     # -- checkpoints and the end --------------------------------------------------------
     @rank_zero_only
