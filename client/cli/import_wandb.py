@@ -61,7 +61,11 @@ def import_wandb(paths: list[str], settings: Settings | None = None) -> int:
     from .sync import sync
 
     settings = settings or load()
-    files = find_run_files(paths)
+    try:
+        files = find_run_files(paths)
+    except Error as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if not files:
         print("trackd import wandb: no run-*.wandb files found", file=sys.stderr)
         return 0

@@ -23,7 +23,9 @@ class WandbRun:
     def __init__(self) -> None:
         self.run: Any = None
         self.config: dict[str, Any] = {}
-        self.summary: dict[str, Any] = {}
+        # path -> its latest JSON text (None: removed); decoded once, at the end (wandb
+        # writes a summary record per logged row: decoding each would double the work)
+        self._summary: dict[tuple[str, ...], str | None] = {}
         self.rows: list[tuple[int, float, dict[str, Any]]] = []
         self.metrics: list[Any] = []
         self.exit: Any = None
@@ -41,7 +43,10 @@ class WandbRun:
         elif kind == "config":
             _apply(self.config, record.config.update, record.config.remove)
         elif kind == "summary":
-            _apply(self.summary, record.summary.update, record.summary.remove)
+            for item in record.summary.update:
+                self._summary[_path(item)] = item.value_json
+            for item in record.summary.remove:
+                self._summary[_path(item)] = None
         elif kind == "history":
             self._row(record.history)
         elif kind == "metric":
@@ -49,8 +54,29 @@ class WandbRun:
         elif kind == "exit":
             self.exit = record.exit
 
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The run's summary as wandb left it."""
+        out: dict[str, Any] = {}
+        for path, text in self._summary.items():
+            node = out
+            for part in path[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            if text is None:
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = json.loads(text)
+        return out
+
     def _row(self, history: Any) -> None:
-        values = {_key(item): _value(item) for item in history.item}
+        items = history.item
+        if all(item.WhichOneof("value") is None for item in items):  # one decode per row
+            decoded = json.loads("[" + ",".join(i.value_json or "null" for i in items) + "]")
+            values = {_key(item): v for item, v in zip(items, decoded, strict=True)}
+        else:
+            values = {_key(item): _value(item) for item in items}
         step = history.step.num if history.HasField("step") else int(values.get("_step", 0))
         when = float(values.get("_timestamp", 0.0))
         row = {}
@@ -134,8 +160,12 @@ def _value(item: Any) -> Any:
     return None if kind == "none" else getattr(item, kind)
 
 
+def _path(item: Any) -> tuple[str, ...]:
+    return tuple(item.nested_key) or (item.key,)
+
+
 def _apply(target: dict[str, Any], updates: Any, removes: Any) -> None:
-    """wandb's config/summary updates and removals, nested keys included."""
+    """wandb's config updates and removals, nested keys included."""
     for item in updates:
         path = list(item.nested_key) or [item.key]
         node = target
