@@ -29,6 +29,10 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.source == "mlflow":
+        from .import_mlflow import import_mlflow
+
+        return 1 if import_mlflow(args.tracking_uri, args.experiment) else 0
     from .import_wandb import import_wandb
 
     return 1 if import_wandb(args.paths) else 0
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     sources = import_cmd.add_subparsers(dest="source", required=True)
     wandb_cmd = sources.add_parser("wandb", help="wandb run directories (run-*.wandb files)")
     wandb_cmd.add_argument("paths", nargs="+", help="run-*.wandb files, run dirs or wandb dirs")
+    mlflow_cmd = sources.add_parser("mlflow", help="runs of an MLflow tracking store")
+    mlflow_cmd.add_argument("--tracking-uri", required=True, help="file:///..., sqlite:///..., URL")
+    mlflow_cmd.add_argument("--experiment", help="one experiment's name (default: all)")
     args = parser.parse_args(argv)
     commands = {
         "status": _status,
