@@ -18,6 +18,8 @@ import pytest
 
 pytest.importorskip("wandb", reason="wandb is not installed (pip install -e '.[dev]')")
 
+from trackd.cli.import_wandb import import_wandb  # noqa: E402
+
 from tests._support.server import ServerProcess  # noqa: E402
 from tests.e2e.conftest import Remote  # noqa: E402
 from tests.integrations.conftest import files  # noqa: E402
@@ -117,7 +119,9 @@ def test_wandb_runs_land_with_every_step_config_summary_files_and_state_once(
     assert len(remote.history("imported", run_id)) == len(made["logged"])
 
 
-def test_a_missing_path_is_refused(online: ServerProcess, tmp_path: Path) -> None:
-    missing = _import(online, str(tmp_path / "nowhere"))
-    assert missing.returncode == 1 and "does not exist" in missing.stderr
-    assert "Traceback" not in missing.stderr
+def test_a_missing_path_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert import_wandb([str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "nowhere" in err and len(err.splitlines()) == 1
