@@ -184,7 +184,7 @@ class Transport:
         stream.answered.set()  # a Sync has no handshake
         with self._lock:
             self._streams[run_id] = stream
-        self._send_now(p.encode(p.Sync(p.SYNC, run_id, 0, run_dir, upload)))
+        self._wake.set()  # the I/O thread sends the Sync (and again to a new daemon)
         return stream
 
     def has_streams(self) -> bool:
@@ -311,7 +311,7 @@ class Transport:
         if stream.attach_sent is None or (
             (refused or not stream.answered.is_set()) and now - stream.attach_sent > REATTACH_AFTER
         ):
-            send(p.encode(stream.attach._replace(first_seq=stream.acked + 1)))
+            send(_attach_or_sync(stream))
             stream.attach_sent = now
             stream.resend = True
         if refused:
@@ -601,3 +601,13 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
+
+
+def _attach_or_sync(stream: Stream) -> bytes:
+    """What (re)connects a stream: its Attach, or for ``trackd sync`` a Sync, which makes the
+    daemon upload the log without taking the syncing process for the run's writer (an
+    Attach would, and mark the run crashed when that process exits)."""
+    attach = stream.attach
+    if attach.mode == "sync" and attach.upload is not None:
+        return p.encode(p.Sync(p.SYNC, attach.run_id, 0, attach.run_dir, attach.upload))
+    return p.encode(attach._replace(first_seq=stream.acked + 1))

@@ -28,6 +28,16 @@ def _sync(args: argparse.Namespace) -> int:
     return 1 if sync(args.run_dirs) else 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    if args.source == "mlflow":
+        from .import_mlflow import import_mlflow
+
+        return 1 if import_mlflow(args.tracking_uri, args.experiment) else 0
+    from .import_wandb import import_wandb
+
+    return 1 if import_wandb(args.paths) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["server"]:
@@ -40,11 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="show the daemon, the server and uploads still pending")
     sync_cmd = sub.add_parser("sync", help="upload offline runs and leftovers to the server")
     sync_cmd.add_argument("run_dirs", nargs="*", help="run directories (default: all not uploaded)")
+    import_cmd = sub.add_parser("import", help="bring runs of another tracker over")
+    sources = import_cmd.add_subparsers(dest="source", required=True)
+    wandb_cmd = sources.add_parser("wandb", help="wandb run directories (run-*.wandb files)")
+    wandb_cmd.add_argument("paths", nargs="+", help="run-*.wandb files, run dirs or wandb dirs")
+    mlflow_cmd = sources.add_parser("mlflow", help="runs of an MLflow tracking store")
+    mlflow_cmd.add_argument("--tracking-uri", required=True, help="file:///..., sqlite:///..., URL")
+    mlflow_cmd.add_argument("--experiment", help="one experiment's name (default: all)")
     args = parser.parse_args(argv)
     commands = {
         "status": _status,
         "sync": _sync,
         "login": project_setup.login_command,
         "init": project_setup.init_command,
+        "import": _import,
     }
     return commands[args.command](args)

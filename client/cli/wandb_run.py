@@ -1,0 +1,210 @@
+"""One wandb run, rebuilt from its protobuf records and turned into trackd records."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .._values import check_log_data, plain
+from .._wire import records as p
+from .._wire.limits import valid_run_id
+from ..errors import Error
+
+GOALS = {1: "minimize", 2: "maximize"}
+SUMMARY_MODES = ("min", "max", "mean", "best", "last", "none", "first")
+WANDB_KEYS = ("_step", "_timestamp", "_runtime", "_wandb")
+
+
+class WandbRun:
+    """What a ``.wandb`` file says about its run, gathered record by record."""
+
+    def __init__(self) -> None:
+        self.run: Any = None
+        self.config: dict[str, Any] = {}
+        # path -> its latest JSON text (None: removed); decoded once, at the end (wandb
+        # writes a summary record per logged row: decoding each would double the work)
+        self._summary: dict[tuple[str, ...], str | None] = {}
+        self.rows: list[tuple[int, float, dict[str, Any]]] = []
+        self.metrics: list[Any] = []
+        self.exit: Any = None
+        self.skipped: dict[str, int] = {}
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def take(self, record: Any) -> None:
+        """Fold one record in (records trackd has no use for are passed over)."""
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            self.run = record.run
+            _apply(self.config, record.run.config.update, record.run.config.remove)
+        elif kind == "config":
+            _apply(self.config, record.config.update, record.config.remove)
+        elif kind == "summary":
+            for item in record.summary.update:
+                self._summary[_path(item)] = item.value_json
+            for item in record.summary.remove:
+                self._summary[_path(item)] = None
+        elif kind == "history":
+            self._row(record.history)
+        elif kind == "metric":
+            self.metrics.append(record.metric)
+        elif kind == "exit":
+            self.exit = record.exit
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The run's summary as wandb left it."""
+        out: dict[str, Any] = {}
+        for path, text in self._summary.items():
+            node = out
+            for part in path[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            if text is None:
+                node.pop(path[-1], None)
+            else:
+                node[path[-1]] = json.loads(text)
+        return out
+
+    def _row(self, history: Any) -> None:
+        items = history.item
+        if all(item.WhichOneof("value") is None for item in items):  # one decode per row
+            decoded = json.loads("[" + ",".join(i.value_json or "null" for i in items) + "]")
+            values = {_key(item): v for item, v in zip(items, decoded, strict=True)}
+        else:
+            values = {_key(item): _value(item) for item in items}
+        step = history.step.num if history.HasField("step") else int(values.get("_step", 0))
+        when = float(values.get("_timestamp", 0.0))
+        row = {}
+        for key, value in values.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, dict) and "_type" in value:
+                self.skip(f"history values of wandb type {value['_type']!r} (media) not imported")
+                continue
+            row[key] = value
+        self.rows.append((step, when, row))
+
+    def records(self, files_dir: Path) -> tuple[str, list[Any], int]:
+        """The run id, its trackd records in order (seq 1, 2, ...), and its file count."""
+        run = self.run
+        if not valid_run_id(run.run_id):
+            raise Error(f"wandb run id {run.run_id!r} is not a valid trackd run id")
+        start = run.start_time.seconds + run.start_time.nanos / 1e9
+        out: list[Any] = [self._run_start(start)]
+        for metric in self.metrics:
+            if not metric.expanded_from_glob:
+                out.append(_metric(run.run_id, len(out) + 1, metric))
+        last_step = -1
+        for step, when, row in self.rows:
+            data = self._checked(row)
+            if step <= last_step:
+                self.skip("history rows at a step not above the one before (wandb resumed)")
+                continue
+            last_step = step
+            out.append(p.History(p.HISTORY, run.run_id, len(out) + 1, step, when, data))
+        summary = self._checked(
+            {k: v for k, v in self.summary.items() if not k.startswith("_")}, plain_only=True
+        )
+        out.append(p.Summary(p.SUMMARY, run.run_id, len(out) + 1, summary))
+        files = _files(files_dir)
+        for name, path in files:
+            out.append(p.File(p.FILE, run.run_id, len(out) + 1, name, path, "now"))
+        out.append(self._finish(len(out) + 1, start))
+        return run.run_id, out, len(files)
+
+    def _run_start(self, start: float) -> p.RunStart:
+        run = self.run
+        config = {k: v for k, v in self.config.items() if k not in WANDB_KEYS}
+        return p.RunStart(
+            p.RUN_START, run.run_id, 1, None, run.project or "uncategorized",
+            run.display_name or run.run_id, run.run_group or None, run.job_type or None,
+            list(run.tags), run.notes or None, self._checked(config, plain_only=True), start,
+            run.host, 0, None, run.git.commit or None, "offline",
+        )  # fmt: skip
+
+    def _finish(self, seq: int, start: float) -> p.Finish:
+        last = max((when for _, when, _ in self.rows), default=start)
+        if self.exit is None:
+            return p.Finish(p.FINISH, self.run.run_id, seq, "crashed", None, last)
+        code = self.exit.exit_code
+        end = max(last, start + self.exit.runtime)
+        return p.Finish(p.FINISH, self.run.run_id, seq, "failed" if code else "finished", code, end)
+
+    def _checked(self, data: dict[str, Any], plain_only: bool = False) -> dict[str, Any]:
+        """``data`` with each value trackd cannot store left out (and counted)."""
+        out = {}
+        for key, value in data.items():
+            try:
+                if plain_only:
+                    out[key] = plain(value, key)
+                else:
+                    out.update(check_log_data({key: value}))
+            except (TypeError, ValueError) as exc:
+                self.skip(f"values trackd cannot store ({exc})")
+        return out
+
+
+def _key(item: Any) -> str:
+    return item.key or ".".join(item.nested_key)
+
+
+def _value(item: Any) -> Any:
+    kind = item.WhichOneof("value")
+    if kind is None or kind == "json":
+        return json.loads(item.json if kind else item.value_json or "null")
+    return None if kind == "none" else getattr(item, kind)
+
+
+def _path(item: Any) -> tuple[str, ...]:
+    return tuple(item.nested_key) or (item.key,)
+
+
+def _apply(target: dict[str, Any], updates: Any, removes: Any) -> None:
+    """wandb's config updates and removals, nested keys included."""
+    for item in updates:
+        path = list(item.nested_key) or [item.key]
+        node = target
+        for part in path[:-1]:
+            node = (
+                node.setdefault(part, {})
+                if isinstance(node.get(part), dict)
+                else _fresh(node, part)
+            )
+        node[path[-1]] = json.loads(item.value_json or "null")
+    for item in removes:
+        path = list(item.nested_key) or [item.key]
+        node = target
+        for part in path[:-1]:
+            node = node.get(part, {})
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+
+
+def _fresh(node: dict[str, Any], part: str) -> dict[str, Any]:
+    node[part] = {}
+    return node[part]
+
+
+def _metric(run_id: str, seq: int, metric: Any) -> p.Metric:
+    modes = [m for m in SUMMARY_MODES if getattr(metric.summary, m)]
+    return p.Metric(
+        p.METRIC, run_id, seq, metric.name or metric.glob_name, metric.step_metric or None,
+        ",".join(modes) or None, GOALS.get(metric.goal), metric.options.hidden,
+    )  # fmt: skip
+
+
+def _files(files_dir: Path) -> list[tuple[str, str]]:
+    """(name in the run, path on disk) of every file under the run's ``files/`` folder."""
+    if not files_dir.is_dir():
+        return []
+    out = []
+    for root, _, names in sorted(os.walk(files_dir)):
+        for name in sorted(names):
+            path = Path(root) / name
+            out.append((path.relative_to(files_dir).as_posix(), str(path.resolve())))
+    return out
