@@ -4,8 +4,10 @@ The uploader never sees records in memory: it reads each online run's log file f
 offset the server last confirmed (``upload_state.Progress``), so a restarted daemon resumes
 where the last one stopped and nothing depends on the training process being alive.
 
-A batch is the raw record bytes from the log wrapped in a msgpack map, posted to
-``/api/v1/ingest``; the server applies each seq at most once and answers with the highest
+A batch is the record bytes from the log wrapped in a msgpack map, posted to
+``/api/v1/ingest``; stretches of plain History records go as columnar elements (ingest
+body version 2, :mod:`trackd._wire.columns`), which the server stores without a Python
+object per value (a server that refuses version 2 gets version 1 bodies from then on); the server applies each seq at most once and answers with the highest
 seq it holds, which becomes the new upload progress. Batches go out when ``batch_bytes`` are
 waiting, when the oldest waiting record is ``batch_seconds`` old, or at once when a client
 is waiting in ``finish()``.
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from trackd._wire import error_body, upload_state
+from trackd._wire import columns, error_body, upload_state
 from trackd._wire import records as p
 from trackd._wire.ingest import IngestAnswer, decode_answer, encode_body
 from trackd._wire.layout import RUN_LOG_NAME
@@ -90,6 +92,7 @@ class UploadJob:
     media: RunMedia | None = None
     waiting_media: bool = False  # the next record to send is being prepared
     cut_since: float | None = None  # since when a batch waits for a row being prepared
+    columnar: bool = True  # send columnar History (ingest body version 2)
 
     @property
     def log_path(self) -> Path:
@@ -118,6 +121,7 @@ class Batch:
     payloads: list[bytes]
     end_offset: int
     last_seq: int
+    columnar: bool = False  # posted with columnar elements
 
 
 class Uploader:
@@ -255,6 +259,10 @@ class Uploader:
             for rejection in exc.answer.rejected:
                 self._note_rejected(job, rejection.seq, rejection.reason)
         except FatalError as exc:
+            if batch.columnar and exc.status in (400, 415, 422):  # an older server?
+                log.warning("run %s: columnar batch refused (%s); sending records", job.run_id, exc)
+                job.columnar = False
+                return True
             if exc.status == 413 and len(batch.payloads) > 1:
                 job.max_records = max(1, len(batch.payloads) // 2)
                 return True
@@ -360,7 +368,10 @@ class Uploader:
 
     def _post_batch(self, job: UploadJob, batch: Batch) -> int:
         target = job.target
-        body = encode_body(target.entity, target.project, job.run_id, batch.payloads)
+        elements = columns.build(batch.payloads) if job.columnar else batch.payloads
+        batch.columnar = len(elements) != len(batch.payloads)
+        version = 2 if batch.columnar else 1
+        body = encode_body(target.entity, target.project, job.run_id, elements, version)
         headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
         answer = self._request(job, "/ingest", content=body, headers=headers)
         return int(answer["durable_seq"])  # type: ignore[call-overload]

@@ -27,19 +27,21 @@ from typing import Any
 import msgpack
 from sqlalchemy import Connection, Row, select, update
 from trackd._wire import records as p
+from trackd._wire.columns import is_columns
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _blocks, _rejections, _rich_values, _run_blobs, _run_json, _runs
+from . import _ingest_columns, _rejections, _rich_values, _run_blobs, _run_json, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
+from ._history_batch import BatchPoints
 from ._history_store import BlockWriter, KeyTail
+from ._ingest_columns import COLUMNS, HistoryColumns
 from ._record_rules import INT64_MAX, plain_history, record_problem
 from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
-_ABSENT = object()  # a key a History row does not hold
 _STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
@@ -86,6 +88,11 @@ def parse_batch(body: bytes) -> Batch:
     encoded: dict[int, Encoded] = {}
     last = 0
     for index, fields in enumerate(doc.records):
+        if doc.version >= 2 and is_columns(fields):
+            columns, refused, last = _ingest_columns.parse(index, fields, last)
+            records.extend([columns] if columns is not None else [])
+            rejected.extend(refused)
+            continue
         last = _envelope_seq(index, fields, run_id, last)
         record, problem = _check_record(fields, encoded)
         if problem is None:
@@ -160,7 +167,11 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
         project = _runs.project_id(conn, entity, batch.project)
         assert project is not None
         run = _lock_run(db, conn, project, batch.run_id, start)
-        fresh = [r for r in batch.records if r.seq > run.last_seq]
+        fresh = [
+            r.after(run.last_seq) if r.kind == COLUMNS else r
+            for r in batch.records
+            if r.seq > run.last_seq
+        ]
         refused = [(seq, reason) for seq, reason in batch.rejected if seq > run.last_seq]
         values: dict[str, Any] = {"heartbeat_at": time.time()}
         if fresh:
@@ -191,8 +202,7 @@ class _Applier:
     ) -> None:
         self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
-        self.rows: list[p.History] = []  # this batch's History records, in seq order
-        self.keys: dict[str, None] = {}  # their keys, in the order first seen
+        self.points = BatchPoints()  # this batch's history, in seq order
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -208,11 +218,12 @@ class _Applier:
             p.FINISH: self._finish,
             p.RUN_UPDATE: self._run_update,
             p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
+            COLUMNS: self._columns,
         }
         for record in records:
             handlers[record.kind](record)
         _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
-        if self.rows:
+        if self.points:
             self._write_history()
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
@@ -261,34 +272,31 @@ class _Applier:
                 self.values[column] = value or (self.run.run_id if key == "name" else None)
 
     def _history(self, r: p.History) -> None:
-        self.rows.append(r)
-        self.keys.update(r.data)  # only the keys matter here
+        self.points.add_row(r)
         self.summary.observe(r.data)
         self.summary_changed = True
         if self.last_step is None or r.step > self.last_step:
             self.last_step = r.step
 
-    def _write_history(self) -> None:
-        """The batch's points, key by key, appended to (or merged into) the key's blocks.
+    def _columns(self, r: HistoryColumns) -> None:
+        self.points.add_columns(r)
+        for column in r.rows.keys:
+            if self.summary.wants_every_value(column.key):
+                self.summary.observe_series(column.key, column.python_values())
+            else:  # only the last value counts
+                self.summary.observe_series(column.key, [column.last_value()])
+        self.summary_changed = True
+        top = int(r.rows.step.max())
+        if self.last_step is None or top > self.last_step:
+            self.last_step = top
 
-        Rows are turned into columns one key at a time (a list comprehension per key is far
-        cheaper than touching each value in a Python loop)."""
+    def _write_history(self) -> None:
+        """The batch's points, key by key, appended to (or merged into) the key's blocks."""
         tails = self._key_tails()
         writer = BlockWriter(self.conn, self.run.id)
-        datas = [r.data for r in self.rows]
-        steps = [r.step for r in self.rows]
-        times = [float(r.time) for r in self.rows]
-        for key in self.keys:
-            values = [d.get(key, _ABSENT) for d in datas]
-            if any(v is _ABSENT for v in values):
-                keep = [i for i, v in enumerate(values) if v is not _ABSENT]
-                column = _blocks.from_values(
-                    [steps[i] for i in keep], [times[i] for i in keep], [values[i] for i in keep]
-                )
-            else:
-                column = _blocks.from_values(steps, times, values)
+        for key, points in self.points.by_key().items():
             tail = tails.get(key) or KeyTail(self._new_key(key))
-            writer.add(tail, column)
+            writer.add(tail, points)
         writer.flush()
 
     def _key_tails(self) -> dict[str, KeyTail]:
