@@ -23,6 +23,7 @@ on disk either way.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -35,7 +36,7 @@ from trackd._wire import columns, error_body, upload_state
 from trackd._wire import records as p
 from trackd._wire.ingest import IngestAnswer, decode_answer, encode_body
 from trackd._wire.layout import RUN_LOG_NAME
-from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
+from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames, split_frames
 from trackd._wire.settings import Settings
 from trackd._wire.upload_state import Progress
 
@@ -292,13 +293,31 @@ class Uploader:
                 if need > len(data):  # one frame bigger than a batch: read all of it
                     f.seek(start)
                     data = f.read(need)
-            if len(data) < LOOKAHEAD_BYTES and _holds_media(data):
+            frames, ends = split_frames(data)
+            if len(data) < LOOKAHEAD_BYTES and _holds_media(frames):
                 f.seek(start)  # media rows shrink to file references: take many at once
-                data = f.read(LOOKAHEAD_BYTES)
+                frames, ends = split_frames(f.read(LOOKAHEAD_BYTES))
+        job.waiting_media = False
+        if not _holds_media(frames):  # plain records: cut the batch without a loop over them
+            cut = bisect.bisect_left(ends, self.settings.batch_bytes) + 1  # the one crossing it
+            count = min(cut, job.max_records, len(frames))
+            payloads, end = frames[:count], ends[count - 1] if count else 0
+        else:
+            payloads, end = self._media_batch(job, start, frames, ends)
+        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
+            return None
+        job.cut_since = None
+        last_seq = p.seq_of(payloads[-1])
+        return Batch(payloads, start + end, last_seq)
+
+    def _media_batch(
+        self, job: UploadJob, start: int, frames: list[bytes], ends: list[int]
+    ) -> tuple[list[bytes], int]:
+        """The records of a batch holding media rows, up to the first row not prepared yet,
+        and the end offset (relative to ``start``) of the last one taken."""
         payloads: list[bytes] = []
         end = sent = 0
-        job.waiting_media = False
-        for payload, frame_end in iter_frames(data, 0):
+        for payload, frame_end in zip(frames, ends, strict=True):
             if needs_work(payload):
                 try:
                     payload = self._prepared(job, payload)
@@ -313,11 +332,7 @@ class Uploader:
             end, sent = frame_end, sent + len(payload)
             if sent >= self.settings.batch_bytes or len(payloads) >= job.max_records:
                 break
-        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
-            return None
-        job.cut_since = None
-        last_seq = p.seq_of(payloads[-1])
-        return Batch(payloads, start + end, last_seq)
+        return payloads, end
 
     def _gather_more(self, job: UploadJob, ready: int) -> bool:
         """Whether to wait for more prepared rows before sending ``ready`` records cut short
@@ -436,8 +451,8 @@ class Uploader:
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
 
 
-def _holds_media(data: bytes) -> bool:
-    return any(needs_work(payload) for payload, _end in iter_frames(data, 0))
+def _holds_media(payloads: list[bytes]) -> bool:
+    return any(map(needs_work, payloads))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
