@@ -28,6 +28,7 @@ import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class UploadJob:
     waiting_media: bool = False  # the next record to send is being prepared
     cut_since: float | None = None  # since when a batch waits for a row being prepared
     columnar: bool = True  # send columnar History (ingest body version 2)
+    ahead: Batch | None = None  # the next batch, built while the last one was in flight
 
     @property
     def log_path(self) -> Path:
@@ -123,6 +125,8 @@ class Batch:
     end_offset: int
     last_seq: int
     columnar: bool = False  # posted with columnar elements
+    start: int = 0  # the log offset it starts at
+    body: bytes | None = None  # the request body, once built
 
 
 class Uploader:
@@ -137,6 +141,7 @@ class Uploader:
         self._stop = threading.Event()
         self._clients: dict[str, httpx.Client] = {}
         self._thread = threading.Thread(target=self._loop, name="trackd-upload", daemon=True)
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="trackd-post")
         self.media = MediaWork(settings, self._wake.set)
 
     # -- called from the daemon's main thread ----------------------------------------
@@ -193,6 +198,7 @@ class Uploader:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._sender.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
         self.media.close()
@@ -284,6 +290,11 @@ class Uploader:
 
     def _read_batch(self, job: UploadJob) -> Batch | None:
         start = max(job.progress.offset, HEADER.size)
+        ahead, job.ahead = job.ahead, None
+        if ahead is not None and ahead.start == start and len(ahead.payloads) <= job.max_records:
+            if job.columnar or not ahead.columnar:
+                job.waiting_media, job.cut_since = False, None
+                return ahead
         with open(job.log_path, "rb") as f:
             check_header(f.read(HEADER.size), str(job.log_path))
             f.seek(start)
@@ -308,7 +319,31 @@ class Uploader:
             return None
         job.cut_since = None
         last_seq = p.seq_of(payloads[-1])
-        return Batch(payloads, start + end, last_seq)
+        return Batch(payloads, start + end, last_seq, start=start)
+
+    def _read_ahead(self, job: UploadJob, after: Batch) -> None:
+        """Build the batch after ``after`` while ``after`` is in flight (the server and this
+        thread then work at the same time): only a full batch of records needing no media
+        work, or any batch while a client waits in ``finish()``. Used only if ``after`` is
+        confirmed and nothing changed (:meth:`_read_batch` checks its offset)."""
+        try:
+            with open(job.log_path, "rb") as f:
+                f.seek(after.end_offset)
+                data = f.read(self.settings.batch_bytes + (1 << 16))
+            frames, ends = split_frames(data)
+            if not frames or _holds_media(frames):
+                return
+            cut = bisect.bisect_left(ends, self.settings.batch_bytes) + 1
+            if cut > len(frames) and not job.flush:
+                return  # not a full batch yet: it will wait for more records anyway
+            count = min(cut, job.max_records, len(frames))
+            payloads = frames[:count]
+            ahead = Batch(payloads, after.end_offset + ends[count - 1], p.seq_of(payloads[-1]))
+            ahead.start = after.end_offset
+            ahead.body = self._body(job, ahead)
+            job.ahead = ahead
+        except Exception:  # noqa: BLE001 - reading ahead is only an optimisation
+            log.debug("run %s: no read-ahead", job.run_id, exc_info=True)
 
     def _media_batch(
         self, job: UploadJob, start: int, frames: list[bytes], ends: list[int]
@@ -381,14 +416,21 @@ class Uploader:
             self._clients[base_url] = client
         return client
 
-    def _post_batch(self, job: UploadJob, batch: Batch) -> int:
+    def _body(self, job: UploadJob, batch: Batch) -> bytes:
+        """The request body of ``batch``: version 2 when it holds columnar History."""
         target = job.target
         elements = columns.build(batch.payloads) if job.columnar else batch.payloads
-        batch.columnar = len(elements) != len(batch.payloads)
+        batch.columnar = len(elements) != len(batch.payloads)  # an element takes >= 8 records
         version = 2 if batch.columnar else 1
-        body = encode_body(target.entity, target.project, job.run_id, elements, version)
+        return encode_body(target.entity, target.project, job.run_id, elements, version)
+
+    def _post_batch(self, job: UploadJob, batch: Batch) -> int:
+        """Post ``batch`` from the sender thread, reading the next one ahead meanwhile."""
+        body = batch.body if batch.body is not None else self._body(job, batch)
         headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
-        answer = self._request(job, "/ingest", content=body, headers=headers)
+        sent = self._sender.submit(self._request, job, "/ingest", content=body, headers=headers)
+        self._read_ahead(job, batch)
+        answer = sent.result()
         return int(answer["durable_seq"])  # type: ignore[call-overload]
 
     def _request(self, job: UploadJob, path: str, **kwargs: object) -> dict[str, object]:

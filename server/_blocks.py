@@ -192,9 +192,10 @@ def decode(data: bytes) -> Points:
     if version != FORMAT:
         raise ValueError(f"history block format {version} is unknown; this server reads {FORMAT}")
     at = _HEAD.size
-    steps = np.frombuffer(data, "<i8", n, at).astype(np.int64)
-    times = np.frombuffer(data, "<f8", n, at + 8 * n).astype(np.float64)
-    values = np.frombuffer(data, "<f8", n, at + 16 * n).astype(np.float64)
+    # read-only views of the payload (no copy; nothing writes into a block's arrays)
+    steps = np.frombuffer(data, np.dtype("<i8"), n, at).astype(np.int64, copy=False)
+    times = np.frombuffer(data, np.dtype("<f8"), n, at + 8 * n).astype(np.float64, copy=False)
+    values = np.frombuffer(data, np.dtype("<f8"), n, at + 16 * n).astype(np.float64, copy=False)
     at += 24 * n
     kinds = None
     if flags & _HAS_KINDS:

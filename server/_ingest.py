@@ -10,6 +10,10 @@ the arrays :mod:`trackd._wire.records` encodes, in increasing ``seq`` order. Two
 - a record that breaks :mod:`._record_rules` (or is of a kind the server does not store) is
   refused on its own, before the database is touched; the valid records are applied.
 
+Plain History rows (:mod:`trackd._wire.columns`) are stored as columns, whether the daemon
+sent them as a columnar element (body version 2) or as records: stretches of such records
+are cut out with the same code the daemon uses, so neither costs a Python object per value.
+
 The run is locked, every record with ``seq <= last_seq`` is skipped (so a retried batch
 changes nothing), the rest are applied, the refused ones are kept in ``rejected_records``,
 and ``last_seq`` moves to the batch's last seq, refused records included, all in the same
@@ -19,15 +23,17 @@ transaction. The same record always gets the same answer: the checks read nothin
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import numpy as np
 from sqlalchemy import Connection, Row, select, update
+from trackd._wire import columns
 from trackd._wire import records as p
-from trackd._wire.columns import is_columns
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
@@ -87,19 +93,36 @@ def parse_batch(body: bytes) -> Batch:
     rejected: list[tuple[int, str]] = []
     encoded: dict[int, Encoded] = {}
     last = 0
-    for index, fields in enumerate(doc.records):
-        if doc.version >= 2 and is_columns(fields):
-            columns, refused, last = _ingest_columns.parse(index, fields, last)
-            records.extend([columns] if columns is not None else [])
-            rejected.extend(refused)
-            continue
-        last = _envelope_seq(index, fields, run_id, last)
-        record, problem = _check_record(fields, encoded)
-        if problem is None:
-            records.append(record)
+    for lo, hi, stretch in columns.split(doc.records):
+        if stretch is not None and _fits(doc.records[lo:hi], run_id, stretch, last):
+            element: Any = stretch  # plain rows sent as records: stored as columns
+        elif doc.version >= 2 and columns.is_columns(doc.records[lo]):
+            element = doc.records[lo]
         else:
-            rejected.append((last, problem))
+            for index in range(lo, hi):
+                fields = doc.records[index]
+                last = _envelope_seq(index, fields, run_id, last)
+                record, problem = _check_record(fields, encoded)
+                if problem is None:
+                    records.append(record)
+                else:
+                    rejected.append((last, problem))
+            continue
+        rows, refused, last = _ingest_columns.parse(lo, element, last)
+        records.extend([rows] if rows is not None else [])
+        rejected.extend(refused)
     return Batch(entity, project, run_id, records, rejected, last, encoded)
+
+
+def _fits(stretch: list[Any], run_id: str, element: dict[str, Any], last: int) -> bool:
+    """Whether plain records are of this batch's run with seqs going up from ``last``; if
+    not, they go the per-record way, which names the broken one."""
+    seq = np.frombuffer(element["seq"], "<i8")
+    return (
+        set(map(operator.itemgetter(1), stretch)) == {run_id}
+        and last < int(seq[0])
+        and bool(np.all(seq[1:] > seq[:-1]))
+    )
 
 
 def _envelope_seq(index: int, fields: Any, run_id: str, last: int) -> int:

@@ -35,6 +35,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from .ingest import gc_paused
 from .limits import INT64_MAX, INT64_MIN, MAX_KEY_LEN
 from .records import HISTORY, DecodeError
 
@@ -102,24 +103,39 @@ def build(payloads: list[bytes]) -> list[bytes]:
     element, every other record stays as its bytes."""
     packer = msgpack.Packer(use_bin_type=True)
     try:
-        fields = msgpack.unpackb(
-            packer.pack_array_header(len(payloads)) + b"".join(payloads),
-            raw=False,
-            strict_map_key=False,
-        )
+        with gc_paused():
+            fields = msgpack.unpackb(
+                packer.pack_array_header(len(payloads)) + b"".join(payloads),
+                raw=False,
+                strict_map_key=False,
+            )
     except Exception:  # noqa: BLE001 - a record msgpack cannot read is sent as it is
         return payloads
-    out: list[bytes] = []
+    return [
+        payloads[lo] if element is None else packer.pack(element)
+        for lo, _hi, element in split(fields)
+    ]
+
+
+Stretch = tuple[int, int, dict[str, Any] | None]
+
+
+def split(fields: list[Any]) -> list[Stretch]:
+    """Decoded records (in seq order) cut into stretches: ``(lo, hi, element)`` when
+    ``fields[lo:hi]`` are plain History records, ``element`` their columnar element;
+    ``(i, i + 1, None)`` for a record that stays as it is. The server uses it too, on the
+    records of a version 1 body: the same rows, stored the same way."""
+    out: list[Stretch] = []
     if _uniform(fields):  # the common batch: History rows only, checked at C speed
-        _stretch(fields, payloads, out, packer)
+        _stretch(fields, 0, out)
         return out
     start = 0
     for i, f in enumerate(fields):
         if not _candidate(f):
-            _stretch(fields[start:i], payloads[start:i], out, packer)
-            out.append(payloads[i])
+            _stretch(fields[start:i], start, out)
+            out.append((i, i + 1, None))
             start = i + 1
-    _stretch(fields[start:], payloads[start:], out, packer)
+    _stretch(fields[start:], start, out)
     return out
 
 
@@ -132,6 +148,7 @@ def _uniform(fields: list[Any]) -> bool:
     return (
         set(kinds) == {HISTORY}
         and set(map(type, kinds)) == {int}
+        and set(map(type, map(_FIELD[2], fields))) == {int}
         and set(map(type, map(_FIELD[3], fields))) == {int}
         and set(map(type, map(_FIELD[4], fields))) == {float}
         and set(map(type, map(_FIELD[5], fields))) == {dict}
@@ -143,27 +160,30 @@ def _candidate(f: Any) -> bool:
         type(f) is list
         and len(f) == 6
         and f[0] == HISTORY
+        and type(f[0]) is int
+        and type(f[2]) is int
         and type(f[3]) is int
         and (type(f[4]) is float or (type(f[4]) is int and INT64_MIN <= f[4] <= INT64_MAX))
         and type(f[5]) is dict
     )
 
 
-def _stretch(fields: list[Any], payloads: list[bytes], out: list[bytes], packer: Any) -> None:
-    """Append ``fields`` (candidates) as columns, splitting around rows that are not plain."""
+def _stretch(fields: list[Any], base: int, out: list[Stretch]) -> None:
+    """Append ``fields`` (candidates, from position ``base``) as columns, cut around the
+    rows that are not plain."""
     if len(fields) < MIN_ROWS:
-        out.extend(payloads)
+        out.extend((base + i, base + i + 1, None) for i in range(len(fields)))
         return
     element, bad = _columns(fields)
     if element is not None:
-        out.append(packer.pack(element))
+        out.append((base, base + len(fields), element))
         return
     start = 0
     for i in sorted(bad):
-        _stretch(fields[start:i], payloads[start:i], out, packer)
-        out.append(payloads[i])
+        _stretch(fields[start:i], base + start, out)
+        out.append((base + i, base + i + 1, None))
         start = i + 1
-    _stretch(fields[start:], payloads[start:], out, packer)
+    _stretch(fields[start:], base + start, out)
 
 
 def _columns(fields: list[Any]) -> tuple[dict[str, Any] | None, set[int]]:
@@ -171,10 +191,13 @@ def _columns(fields: list[Any]) -> tuple[dict[str, Any] | None, set[int]]:
     bad: set[int] = set()
     seqs, steps, times, datas = (list(map(_FIELD[i], fields)) for i in (2, 3, 4, 5))
     try:
+        seq = np.array(seqs, dtype="<i8")
         step = np.array(steps, dtype=np.int64)
         time = np.array(times, dtype=np.float64)
     except OverflowError:
-        bad.update(i for i, s in enumerate(steps) if not INT64_MIN <= s <= INT64_MAX)
+        for i, (q, s) in enumerate(zip(seqs, steps, strict=True)):
+            if not (INT64_MIN <= q <= INT64_MAX and INT64_MIN <= s <= INT64_MAX):
+                bad.add(i)
         return None, bad
     bad.update(np.flatnonzero(~np.isfinite(time)).tolist())
     shapes = dict.fromkeys(map(tuple, datas))  # the distinct key lists, in the order seen
@@ -196,7 +219,7 @@ def _columns(fields: list[Any]) -> tuple[dict[str, Any] | None, set[int]]:
     element = {
         "columns": COLUMNS_VERSION,
         "n": len(fields),
-        "seq": np.array(seqs, dtype="<i8").tobytes(),
+        "seq": seq.tobytes(),
         "step": step.astype("<i8", copy=False).tobytes(),
         "time": time.astype("<f8", copy=False).tobytes(),
         "keys": columns,
