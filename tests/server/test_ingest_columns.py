@@ -22,6 +22,7 @@ from tests._support.server import running_server
 from tests.server._batches import MSGPACK, get_msgpack, ingest_raw, packed, run_start
 
 RUN = "/runs/admin/proj/{}"
+BULK = "/entities/admin/projects/proj/history"
 
 
 @pytest.fixture(
@@ -229,3 +230,32 @@ def test_a_version_1_body_holds_no_columns(admin: httpx.Client) -> None:
     element = msgpack.packb(_element(), use_bin_type=True)
     response = _post(admin, "broken", [element], 1)
     assert response.status_code == 422 and "malformed" in response.text
+
+
+def test_the_binary_bulk_answer_carries_every_kind_exactly(admin: httpx.Client) -> None:
+    """The columns answer is built from the block arrays: floats (NaN and inf), ints within
+    2**53 in the float64 array, everything else NaN there and exact in ``exact``."""
+    run_id = "kinds"
+    ingest_raw(admin, run_id, [packed(run_start(run_id))]).raise_for_status()
+    values: list[Any] = [1.5, float("nan"), float("-inf"), 7, -(2**53), True, None, "s", 2**60]
+    values += [{"a": [1, 2]}, 0.25] * 3
+    records = [
+        packed([p.HISTORY, run_id, 2 + i, i, 1000.0 + i, {"v": v}]) for i, v in enumerate(values)
+    ]
+    _post(admin, run_id, columns.build(records), 2).raise_for_status()
+    body = {"runs": [run_id], "keys": ["v"], "samples": 1000}
+    plain = _doc(admin.post(BULK, json=body, headers={"Accept": "application/msgpack"}))
+    binary = admin.post(
+        BULK, json=body, headers={"Accept": "application/vnd.trackd.columns+msgpack"}
+    )
+    [col] = msgpack.unpackb(binary.content, raw=False, strict_map_key=False)["series"]
+    [series] = plain["series"]
+    assert _same(series["value"][:9], values[:9]) and series["value"][9] == {"a": [1, 2]}
+    floats = np.frombuffer(col["value"], "<f8")
+    assert np.frombuffer(col["step"], "<i8").tolist() == series["step"]
+    assert np.frombuffer(col["time"], "<f8").tolist() == series["time"]
+    for i, value in enumerate(series["value"]):
+        if type(value) is float or (type(value) is int and abs(value) <= 2**53):
+            assert _same(float(floats[i]), float(value)) and i not in col["exact"]
+        else:
+            assert math.isnan(floats[i]) and _same(col["exact"][i], value)
