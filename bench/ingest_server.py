@@ -2,9 +2,11 @@
 
 Starts ``python -m trackd.server`` on a free port with a temporary data dir (SQLite unless
 ``--db`` is given), posts pre-encoded msgpack batches of History records (10 float keys each)
-to ``/api/v1/ingest`` one after another, as the daemon's uploader does, and prints JSON::
+to ``/api/v1/ingest`` one after another, as the daemon's uploader does, and prints JSON;
+``--columns`` sends the History records as the daemon does now (ingest body version 2,
+columnar elements), otherwise as records (version 1)::
 
-    python bench/ingest_server.py --records 400000 --batch-records 5000
+    python bench/ingest_server.py --records 400000 --batch-records 5000 [--columns]
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import time
 
 import httpx
 import msgpack
+from trackd._wire import columns
 from trackd._wire import records as p
+from trackd._wire.ingest import encode_body
 
 KEYS = [f"metric_{i}" for i in range(10)]
 
 
-def _batches(run_id: str, total: int, per_batch: int) -> list[tuple[bytes, int]]:
+def _batches(run_id: str, total: int, per_batch: int, columnar: bool) -> list[tuple[bytes, int]]:
     start = p.RunStart(
         p.RUN_START, run_id, 1, None, "bench", run_id, None, None, [], None, {},
         time.time(), "bench-host", os.getpid(), None, None, "online",
@@ -39,8 +43,10 @@ def _batches(run_id: str, total: int, per_batch: int) -> list[tuple[bytes, int]]
         records.append([p.HISTORY, run_id, seq, step, 1.7e9 + step * 0.01, data])
         seq, step = seq + 1, step + 1
         if len(records) >= per_batch or step == total:
-            doc = {"entity": None, "project": "bench", "run_id": run_id, "records": records}
-            out.append((msgpack.packb(doc, use_bin_type=True), len(records)))
+            payloads = [msgpack.packb(r, use_bin_type=True) for r in records]
+            elements = columns.build(payloads) if columnar else payloads
+            body = encode_body(None, "bench", run_id, elements, 2 if columnar else 1)
+            out.append((body, len(records)))
             records = []
     return out
 
@@ -65,8 +71,10 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=400_000, help="History records in all")
     parser.add_argument("--batch-records", type=int, default=5000, help="records per request")
     parser.add_argument("--db", default=None, help="database URL (default: SQLite)")
+    parser.add_argument("--columns", action="store_true", help="send columnar History (v2)")
     args = parser.parse_args()
-    batches = _batches("bench-" + secrets.token_hex(4), args.records, args.batch_records)
+    run_id = "bench-" + secrets.token_hex(4)
+    batches = _batches(run_id, args.records, args.batch_records, args.columns)
     key = "trk_" + secrets.token_urlsafe(30)
     with tempfile.TemporaryDirectory(prefix="trackd-bench-") as data_dir:
         proc, url = _start_server(data_dir, args.db, key)
@@ -90,6 +98,7 @@ def main() -> None:
         "records_per_s": round(records / seconds),
         "values_per_s": round(records * len(KEYS) / seconds),
         "batch_records": args.batch_records,
+        "body": "columns (v2)" if args.columns else "records (v1)",
         "batch_bytes": len(batches[1][0]),
     }
     print(json.dumps(result))

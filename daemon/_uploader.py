@@ -4,8 +4,10 @@ The uploader never sees records in memory: it reads each online run's log file f
 offset the server last confirmed (``upload_state.Progress``), so a restarted daemon resumes
 where the last one stopped and nothing depends on the training process being alive.
 
-A batch is the raw record bytes from the log wrapped in a msgpack map, posted to
-``/api/v1/ingest``; the server applies each seq at most once and answers with the highest
+A batch is the record bytes from the log wrapped in a msgpack map, posted to
+``/api/v1/ingest``; stretches of plain History records go as columnar elements (ingest
+body version 2, :mod:`trackd._wire.columns`), which the server stores without a Python
+object per value (a server that refuses version 2 gets version 1 bodies from then on); the server applies each seq at most once and answers with the highest
 seq it holds, which becomes the new upload progress. Batches go out when ``batch_bytes`` are
 waiting, when the oldest waiting record is ``batch_seconds`` old, or at once when a client
 is waiting in ``finish()``.
@@ -21,19 +23,21 @@ on disk either way.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from trackd._wire import error_body, upload_state
+from trackd._wire import columns, error_body, upload_state
 from trackd._wire import records as p
 from trackd._wire.ingest import IngestAnswer, decode_answer, encode_body
 from trackd._wire.layout import RUN_LOG_NAME
-from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames
+from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames, split_frames
 from trackd._wire.settings import Settings
 from trackd._wire.upload_state import Progress
 
@@ -90,6 +94,8 @@ class UploadJob:
     media: RunMedia | None = None
     waiting_media: bool = False  # the next record to send is being prepared
     cut_since: float | None = None  # since when a batch waits for a row being prepared
+    columnar: bool = True  # send columnar History (ingest body version 2)
+    ahead: Batch | None = None  # the next batch, built while the last one was in flight
 
     @property
     def log_path(self) -> Path:
@@ -118,6 +124,9 @@ class Batch:
     payloads: list[bytes]
     end_offset: int
     last_seq: int
+    columnar: bool = False  # posted with columnar elements
+    start: int = 0  # the log offset it starts at
+    body: bytes | None = None  # the request body, once built
 
 
 class Uploader:
@@ -132,6 +141,7 @@ class Uploader:
         self._stop = threading.Event()
         self._clients: dict[str, httpx.Client] = {}
         self._thread = threading.Thread(target=self._loop, name="trackd-upload", daemon=True)
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="trackd-post")
         self.media = MediaWork(settings, self._wake.set)
 
     # -- called from the daemon's main thread ----------------------------------------
@@ -188,6 +198,7 @@ class Uploader:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._sender.shutdown(wait=True)
         for client in self._clients.values():
             client.close()
         self.media.close()
@@ -255,6 +266,10 @@ class Uploader:
             for rejection in exc.answer.rejected:
                 self._note_rejected(job, rejection.seq, rejection.reason)
         except FatalError as exc:
+            if batch.columnar and exc.status in (400, 415, 422):  # an older server?
+                log.warning("run %s: columnar batch refused (%s); sending records", job.run_id, exc)
+                job.columnar = False
+                return True
             if exc.status == 413 and len(batch.payloads) > 1:
                 job.max_records = max(1, len(batch.payloads) // 2)
                 return True
@@ -275,6 +290,11 @@ class Uploader:
 
     def _read_batch(self, job: UploadJob) -> Batch | None:
         start = max(job.progress.offset, HEADER.size)
+        ahead, job.ahead = job.ahead, None
+        if ahead is not None and ahead.start == start and len(ahead.payloads) <= job.max_records:
+            if job.columnar or not ahead.columnar:
+                job.waiting_media, job.cut_since = False, None
+                return ahead
         with open(job.log_path, "rb") as f:
             check_header(f.read(HEADER.size), str(job.log_path))
             f.seek(start)
@@ -284,13 +304,55 @@ class Uploader:
                 if need > len(data):  # one frame bigger than a batch: read all of it
                     f.seek(start)
                     data = f.read(need)
-            if len(data) < LOOKAHEAD_BYTES and _holds_media(data):
+            frames, ends = split_frames(data)
+            if len(data) < LOOKAHEAD_BYTES and _holds_media(frames):
                 f.seek(start)  # media rows shrink to file references: take many at once
-                data = f.read(LOOKAHEAD_BYTES)
+                frames, ends = split_frames(f.read(LOOKAHEAD_BYTES))
+        job.waiting_media = False
+        if not _holds_media(frames):  # plain records: cut the batch without a loop over them
+            cut = bisect.bisect_left(ends, self.settings.batch_bytes) + 1  # the one crossing it
+            count = min(cut, job.max_records, len(frames))
+            payloads, end = frames[:count], ends[count - 1] if count else 0
+        else:
+            payloads, end = self._media_batch(job, start, frames, ends)
+        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
+            return None
+        job.cut_since = None
+        last_seq = p.seq_of(payloads[-1])
+        return Batch(payloads, start + end, last_seq, start=start)
+
+    def _read_ahead(self, job: UploadJob, after: Batch) -> None:
+        """Build the batch after ``after`` while ``after`` is in flight (the server and this
+        thread then work at the same time): only a full batch of records needing no media
+        work, or any batch while a client waits in ``finish()``. Used only if ``after`` is
+        confirmed and nothing changed (:meth:`_read_batch` checks its offset)."""
+        try:
+            with open(job.log_path, "rb") as f:
+                f.seek(after.end_offset)
+                data = f.read(self.settings.batch_bytes + (1 << 16))
+            frames, ends = split_frames(data)
+            if not frames or _holds_media(frames):
+                return
+            cut = bisect.bisect_left(ends, self.settings.batch_bytes) + 1
+            if cut > len(frames) and not job.flush:
+                return  # not a full batch yet: it will wait for more records anyway
+            count = min(cut, job.max_records, len(frames))
+            payloads = frames[:count]
+            ahead = Batch(payloads, after.end_offset + ends[count - 1], p.seq_of(payloads[-1]))
+            ahead.start = after.end_offset
+            ahead.body = self._body(job, ahead)
+            job.ahead = ahead
+        except Exception:  # noqa: BLE001 - reading ahead is only an optimisation
+            log.debug("run %s: no read-ahead", job.run_id, exc_info=True)
+
+    def _media_batch(
+        self, job: UploadJob, start: int, frames: list[bytes], ends: list[int]
+    ) -> tuple[list[bytes], int]:
+        """The records of a batch holding media rows, up to the first row not prepared yet,
+        and the end offset (relative to ``start``) of the last one taken."""
         payloads: list[bytes] = []
         end = sent = 0
-        job.waiting_media = False
-        for payload, frame_end in iter_frames(data, 0):
+        for payload, frame_end in zip(frames, ends, strict=True):
             if needs_work(payload):
                 try:
                     payload = self._prepared(job, payload)
@@ -305,11 +367,7 @@ class Uploader:
             end, sent = frame_end, sent + len(payload)
             if sent >= self.settings.batch_bytes or len(payloads) >= job.max_records:
                 break
-        if not payloads or (job.waiting_media and self._gather_more(job, len(payloads))):
-            return None
-        job.cut_since = None
-        last_seq = p.seq_of(payloads[-1])
-        return Batch(payloads, start + end, last_seq)
+        return payloads, end
 
     def _gather_more(self, job: UploadJob, ready: int) -> bool:
         """Whether to wait for more prepared rows before sending ``ready`` records cut short
@@ -358,11 +416,21 @@ class Uploader:
             self._clients[base_url] = client
         return client
 
-    def _post_batch(self, job: UploadJob, batch: Batch) -> int:
+    def _body(self, job: UploadJob, batch: Batch) -> bytes:
+        """The request body of ``batch``: version 2 when it holds columnar History."""
         target = job.target
-        body = encode_body(target.entity, target.project, job.run_id, batch.payloads)
+        elements = columns.build(batch.payloads) if job.columnar else batch.payloads
+        batch.columnar = len(elements) != len(batch.payloads)  # an element takes >= 8 records
+        version = 2 if batch.columnar else 1
+        return encode_body(target.entity, target.project, job.run_id, elements, version)
+
+    def _post_batch(self, job: UploadJob, batch: Batch) -> int:
+        """Post ``batch`` from the sender thread, reading the next one ahead meanwhile."""
+        body = batch.body if batch.body is not None else self._body(job, batch)
         headers = dict(job.headers, **{"Content-Type": "application/msgpack"})
-        answer = self._request(job, "/ingest", content=body, headers=headers)
+        sent = self._sender.submit(self._request, job, "/ingest", content=body, headers=headers)
+        self._read_ahead(job, batch)
+        answer = sent.result()
         return int(answer["durable_seq"])  # type: ignore[call-overload]
 
     def _request(self, job: UploadJob, path: str, **kwargs: object) -> dict[str, object]:
@@ -425,8 +493,8 @@ class Uploader:
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
 
 
-def _holds_media(data: bytes) -> bool:
-    return any(needs_work(payload) for payload, _end in iter_frames(data, 0))
+def _holds_media(payloads: list[bytes]) -> bool:
+    return any(map(needs_work, payloads))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -44,8 +44,8 @@ def bulk_history(
         pid = _runs.project_id(conn, ent, project)
         if pid is None:
             raise NotFound(f"project {project!r} not found in entity {ent.name!r}")
-        answer = _history_bulk.read_bulk(conn, pid, query)
-    if COLUMNS in request.headers.get("accept", ""):
-        body_bytes = msgpack.packb(_history_bulk.columnar(answer), use_bin_type=True)
-        return Response(body_bytes, media_type=COLUMNS)
+        binary = COLUMNS in request.headers.get("accept", "")
+        answer = _history_bulk.read_bulk(conn, pid, query, binary)
+    if binary:
+        return Response(msgpack.packb(answer, use_bin_type=True), media_type=COLUMNS)
     return respond(request, answer)

@@ -192,9 +192,10 @@ def decode(data: bytes) -> Points:
     if version != FORMAT:
         raise ValueError(f"history block format {version} is unknown; this server reads {FORMAT}")
     at = _HEAD.size
-    steps = np.frombuffer(data, "<i8", n, at).astype(np.int64)
-    times = np.frombuffer(data, "<f8", n, at + 8 * n).astype(np.float64)
-    values = np.frombuffer(data, "<f8", n, at + 16 * n).astype(np.float64)
+    # read-only views of the payload (no copy; nothing writes into a block's arrays)
+    steps = np.frombuffer(data, np.dtype("<i8"), n, at).astype(np.int64, copy=False)
+    times = np.frombuffer(data, np.dtype("<f8"), n, at + 8 * n).astype(np.float64, copy=False)
+    values = np.frombuffer(data, np.dtype("<f8"), n, at + 16 * n).astype(np.float64, copy=False)
     at += 24 * n
     kinds = None
     if flags & _HAS_KINDS:
@@ -257,21 +258,27 @@ def mask_of(points: Points) -> int:
 
 def summarize(points: Points) -> Summary:
     """The summary of a non-empty block."""
-    numeric = points.numeric()
-    lo = hi = None
-    if numeric.any():
-        masked = np.where(numeric, points.values, np.nan)
-        lo, hi = int(np.nanargmin(masked)), int(np.nanargmax(masked))
+    values = points.values
+    lo: int | None = None
+    hi: int | None = None
+    if points.kinds is None and bool(np.isfinite(values).all()):  # the common block
+        lo, hi, mask = int(values.argmin()), int(values.argmax()), M_FINITE
+    else:
+        numeric = points.numeric()
+        if numeric.any():
+            lo = int(np.argmin(np.where(numeric, values, np.inf)))
+            hi = int(np.argmax(np.where(numeric, values, -np.inf)))
+        mask = mask_of(points)
     first, last = points.value(0), points.value(len(points) - 1)
     return Summary(
         int(points.steps[0]),
         int(points.steps[-1]),
         len(points),
-        mask_of(points),
-        None if lo is None else float(points.values[lo]),
+        mask,
+        None if lo is None else float(values[lo]),
         None if lo is None else int(points.steps[lo]),
         None if lo is None else float(points.times[lo]),
-        None if hi is None else float(points.values[hi]),
+        None if hi is None else float(values[hi]),
         None if hi is None else int(points.steps[hi]),
         None if hi is None else float(points.times[hi]),
         _as_float(first),

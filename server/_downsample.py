@@ -27,17 +27,47 @@ from . import _history_store as store
 from ._blocks import Points, Summary
 
 
-@dataclass(frozen=True, slots=True)
 class Series:
-    """Chosen points of one key, in step order, with their exact values."""
+    """Chosen points of one key, in step order, with their exact values: as arrays
+    (``points``, when they came from blocks) and as lists (made when first asked for)."""
 
-    steps: list[int]
-    times: list[float]
-    values: list[Any]
+    __slots__ = ("_lists", "points")
+
+    def __init__(
+        self,
+        steps: list[int] | None = None,
+        times: list[float] | None = None,
+        values: list[Any] | None = None,
+        points: Points | None = None,
+    ) -> None:
+        self.points = points
+        self._lists = None if points is not None else (steps or [], times or [], values or [])
 
     @classmethod
     def of(cls, points: Points) -> Series:
-        return cls(points.steps.tolist(), points.times.tolist(), values_of(points))
+        return cls(points=points)
+
+    def _as_lists(self) -> tuple[list[int], list[float], list[Any]]:
+        if self._lists is None:
+            assert self.points is not None
+            p = self.points
+            self._lists = (p.steps.tolist(), p.times.tolist(), values_of(p))
+        return self._lists
+
+    @property
+    def steps(self) -> list[int]:
+        return self._as_lists()[0]
+
+    @property
+    def times(self) -> list[float]:
+        return self._as_lists()[1]
+
+    @property
+    def values(self) -> list[Any]:
+        return self._as_lists()[2]
+
+    def __len__(self) -> int:
+        return len(self.points) if self.points is not None else len(self.steps)
 
 
 def values_of(points: Points) -> list[Any]:
@@ -85,7 +115,10 @@ def pick(points: Points, first: int, last: int, buckets: int) -> b.I64:
         highs = np.maximum.reduceat(high, starts)[segment]
         chosen.append(_first_in_segment(segment, numeric & (low == lows)))
         chosen.append(_first_in_segment(segment, numeric & (high == highs)))
-    return np.unique(np.concatenate(chosen))
+    keep = np.zeros(n, dtype=bool)  # ascending and unique, without a sort
+    for index in chosen:
+        keep[index] = True
+    return np.flatnonzero(keep)
 
 
 def downsample(points: Points, samples: int) -> Points:

@@ -107,8 +107,20 @@ def _with_x(series: Series, x_points: b.Points) -> tuple[Series, list[Any]]:
     return picked, xs
 
 
-def read_bulk(conn: Connection, project_id: int, query: BulkQuery) -> dict[str, Any]:
-    """The answer: ``{"x", "samples", "series": [...], "not_found": [run ids]}``."""
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    run: str
+    key: str
+    last_step: int | None
+    series: Series
+    xs: list[Any] | None  # the x key's values, when x is a key
+
+
+def read_bulk(
+    conn: Connection, project_id: int, query: BulkQuery, binary: bool = False
+) -> dict[str, Any]:
+    """The answer: ``{"x", "samples", "series": [...], "not_found": [run ids]}``; with
+    ``binary``, each series' arrays as little-endian bytes (see :func:`_columns`)."""
     runs = _run_rows(conn, project_id, query.runs)
     by_key = query.x not in ("step", "time")
     out: list[dict[str, Any]] = []
@@ -116,23 +128,42 @@ def read_bulk(conn: Connection, project_id: int, query: BulkQuery) -> dict[str, 
         if run_id not in runs:
             continue
         run_pk, last_step = runs[run_id]
-        wanted = query.keys + ([query.x] if by_key else [])
-        ids = _key_ids(conn, run_pk, wanted)
-        x_points = None
-        present = [key for key in query.keys if key in ids]
-        read = read_keys(conn, run_pk, [ids[k] for k in present], query.lo, query.hi, query.samples)
-        for key in present:
-            series = read[ids[key]]
-            doc: dict[str, Any] = {"run": run_id, "key": key, "last_step": last_step}
-            if by_key:
-                if x_points is None:
-                    x_points = _x_points(conn, run_pk, ids.get(query.x), query)
-                series, xs = _with_x(series, x_points)
-                doc["x"] = render_values(xs)
-            doc.update(step=series.steps, time=series.times, value=render_values(series.values))
-            out.append(doc)
+        for entry in _run_series(conn, run_id, run_pk, last_step, query, by_key):
+            out.append(_columns(entry) if binary else _lists(entry))
     missing = [run_id for run_id in query.runs if run_id not in runs]
-    return {"x": query.x, "samples": query.samples, "series": out, "not_found": missing}
+    answer = {"x": query.x, "samples": query.samples, "series": out, "not_found": missing}
+    return dict(answer, format="columns") if binary else answer
+
+
+def _run_series(
+    conn: Connection,
+    run_id: str,
+    run_pk: int,
+    last_step: int | None,
+    query: BulkQuery,
+    by_key: bool,
+) -> list[_Entry]:
+    wanted = query.keys + ([query.x] if by_key else [])
+    ids = _key_ids(conn, run_pk, wanted)
+    present = [key for key in query.keys if key in ids]
+    read = read_keys(conn, run_pk, [ids[k] for k in present], query.lo, query.hi, query.samples)
+    x_points = _x_points(conn, run_pk, ids.get(query.x), query) if by_key and present else None
+    entries = []
+    for key in present:
+        series, xs = read[ids[key]], None
+        if x_points is not None:
+            series, xs = _with_x(series, x_points)
+        entries.append(_Entry(run_id, key, last_step, series, xs))
+    return entries
+
+
+def _lists(entry: _Entry) -> dict[str, Any]:
+    series = entry.series
+    doc: dict[str, Any] = {"run": entry.run, "key": entry.key, "last_step": entry.last_step}
+    if entry.xs is not None:
+        doc["x"] = render_values(entry.xs)
+    doc.update(step=series.steps, time=series.times, value=render_values(series.values))
+    return doc
 
 
 def _x_points(conn: Connection, run_pk: int, key_id: int | None, query: BulkQuery) -> b.Points:
@@ -141,23 +172,43 @@ def _x_points(conn: Connection, run_pk: int, key_id: int | None, query: BulkQuer
     return store.points(conn, run_pk, key_id, query.lo, query.hi)
 
 
-def columnar(answer: dict[str, Any]) -> dict[str, Any]:
-    """The answer with each series' arrays as little-endian binary, for the UI.
+def _columns(entry: _Entry) -> dict[str, Any]:
+    """A series with its arrays as little-endian binary, for the UI.
 
     ``step`` is int64; ``time``, ``value`` and ``x`` are float64. A value float64 cannot
     carry exactly (a str, bool, None, map, or an int beyond 2**53) is NaN in the array and
     given in ``exact``, a map from its position to the value (``x_exact`` for ``x``).
     """
-    series = []
-    for doc in answer["series"]:
-        packed = dict(doc)
-        packed["step"] = np.array(doc["step"], dtype="<i8").tobytes()
-        packed["time"] = np.array(doc["time"], dtype="<f8").tobytes()
-        packed["value"], packed["exact"] = _floats(doc["value"])
-        if "x" in doc:
-            packed["x"], packed["x_exact"] = _floats(doc["x"])
-        series.append(packed)
-    return dict(answer, series=series, format="columns")
+    series = entry.series
+    doc: dict[str, Any] = {"run": entry.run, "key": entry.key, "last_step": entry.last_step}
+    points = series.points
+    if points is not None:  # straight from the arrays read
+        doc["step"] = points.steps.astype("<i8", copy=False).tobytes()
+        doc["time"] = points.times.astype("<f8", copy=False).tobytes()
+        doc["value"], doc["exact"] = _point_floats(points)
+    else:
+        doc["step"] = np.array(series.steps, dtype="<i8").tobytes()
+        doc["time"] = np.array(series.times, dtype="<f8").tobytes()
+        doc["value"], doc["exact"] = _floats(render_values(series.values))
+    if entry.xs is not None:
+        doc["x"], doc["x_exact"] = _floats(render_values(entry.xs))
+    return doc
+
+
+def _point_floats(points: b.Points) -> tuple[bytes, dict[int, Any]]:
+    """Values as float64 bytes, and the exact value of each point float64 cannot carry."""
+    if points.kinds is None:
+        return points.values.astype("<f8", copy=False).tobytes(), {}
+    floats = points.values.astype("<f8", copy=True)
+    odd = np.flatnonzero((points.kinds != b.FLOAT) & (points.kinds != b.INT))
+    floats[odd] = np.nan
+    exact = {
+        int(i): v
+        for i, v in zip(
+            odd.tolist(), render_values([points.value(i) for i in odd.tolist()]), strict=True
+        )
+    }
+    return floats.tobytes(), exact
 
 
 def _floats(values: list[Any]) -> tuple[bytes, dict[int, Any]]:

@@ -10,6 +10,7 @@ rewritten; at a step logged twice the later point wins.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,8 @@ _RANGE = (
     "AND start_step <= :hi ORDER BY start_step"
 )
 _SUMMARIES = text(f"SELECT {_SUMMARY_COLUMNS} {_RANGE}")
-_DATA = text(f"SELECT data {_RANGE}")
+_DATA_SQL = f"SELECT data {_RANGE}"
+_DATA = text(_DATA_SQL)
 # many keys of a run at once (the bulk read): blocks overlapping [lo, hi], by key and step
 _MANY = (
     "FROM history_blocks WHERE run_pk = :run_pk AND key_id IN :key_ids "
@@ -59,6 +61,8 @@ _MANY_SUMMARIES = text(f"SELECT key_id, {_SUMMARY_COLUMNS} {_MANY}").bindparams(
     bindparam("key_ids", expanding=True)
 )
 _MANY_DATA = text(f"SELECT key_id, data {_MANY}").bindparams(bindparam("key_ids", expanding=True))
+_MANY_DATA_SQL = f"SELECT key_id, data {_MANY}".replace("IN :key_ids", "= ANY(:key_ids)")
+_PARAM = re.compile(r"(?<!:):(\w+)")
 _ONE = text(
     "SELECT data FROM history_blocks WHERE run_pk = :run_pk AND key_id = :key_id "
     "AND start_step = :start_step"
@@ -158,6 +162,18 @@ def block_row(run_pk: int, key_id: int, points: Points) -> dict[str, Any]:
     return row
 
 
+def _payloads(conn: Connection, sql: str, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """The rows of a query that reads block payloads. On PostgreSQL they come in psycopg's
+    binary format: bytea as raw bytes, not hex text to decode (2,000 blocks, 50 MB: about
+    0.13 s instead of 0.7 s)."""
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(stmt, params))
+    raw = conn.connection.driver_connection  # the transaction's own connection
+    with raw.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+        cursor.execute(_PARAM.sub(r"%(\1)s", sql), params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+
+
 def summaries(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int) -> list[Summary]:
     """The summaries of the key's blocks that overlap steps ``lo`` to ``hi``."""
     params = {"run_pk": run_pk, "key_id": key_id, "lo": lo, "hi": hi}
@@ -167,7 +183,7 @@ def summaries(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int) -> l
 def points(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int) -> Points:
     """The key's points with steps ``lo`` to ``hi``, in step order."""
     params = {"run_pk": run_pk, "key_id": key_id, "lo": lo, "hi": hi}
-    parts = [b.decode(data) for (data,) in conn.execute(_DATA, params)]
+    parts = [b.decode(data) for (data,) in _payloads(conn, _DATA_SQL, _DATA, params)]
     return trim(b.concat(parts), lo, hi)
 
 
@@ -208,6 +224,6 @@ def points_of_keys(
     parts: dict[int, list[Points]] = {key_id: [] for key_id in key_ids}
     if key_ids:
         params = {"run_pk": run_pk, "key_ids": key_ids, "lo": lo, "hi": hi}
-        for key_id, data in conn.execute(_MANY_DATA, params):
+        for key_id, data in _payloads(conn, _MANY_DATA_SQL, _MANY_DATA, params):
             parts[int(key_id)].append(b.decode(data))
     return {key_id: trim(b.concat(p), lo, hi) for key_id, p in parts.items()}

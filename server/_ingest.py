@@ -10,6 +10,10 @@ the arrays :mod:`trackd._wire.records` encodes, in increasing ``seq`` order. Two
 - a record that breaks :mod:`._record_rules` (or is of a kind the server does not store) is
   refused on its own, before the database is touched; the valid records are applied.
 
+Plain History rows (:mod:`trackd._wire.columns`) are stored as columns, whether the daemon
+sent them as a columnar element (body version 2) or as records: stretches of such records
+are cut out with the same code the daemon uses, so neither costs a Python object per value.
+
 The run is locked, every record with ``seq <= last_seq`` is skipped (so a retried batch
 changes nothing), the rest are applied, the refused ones are kept in ``rejected_records``,
 and ``last_seq`` moves to the batch's last seq, refused records included, all in the same
@@ -19,27 +23,31 @@ transaction. The same record always gets the same answer: the checks read nothin
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import numpy as np
 from sqlalchemy import Connection, Row, select, update
+from trackd._wire import columns
 from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _blocks, _rejections, _rich_values, _run_blobs, _run_json, _runs
+from . import _ingest_columns, _rejections, _rich_values, _run_blobs, _run_json, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
+from ._history_batch import BatchPoints
 from ._history_store import BlockWriter, KeyTail
+from ._ingest_columns import COLUMNS, HistoryColumns
 from ._record_rules import INT64_MAX, plain_history, record_problem
 from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
-_ABSENT = object()  # a key a History row does not hold
 _STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
@@ -85,14 +93,36 @@ def parse_batch(body: bytes) -> Batch:
     rejected: list[tuple[int, str]] = []
     encoded: dict[int, Encoded] = {}
     last = 0
-    for index, fields in enumerate(doc.records):
-        last = _envelope_seq(index, fields, run_id, last)
-        record, problem = _check_record(fields, encoded)
-        if problem is None:
-            records.append(record)
+    for lo, hi, stretch in columns.split(doc.records):
+        if stretch is not None and _fits(doc.records[lo:hi], run_id, stretch, last):
+            element: Any = stretch  # plain rows sent as records: stored as columns
+        elif doc.version >= 2 and columns.is_columns(doc.records[lo]):
+            element = doc.records[lo]
         else:
-            rejected.append((last, problem))
+            for index in range(lo, hi):
+                fields = doc.records[index]
+                last = _envelope_seq(index, fields, run_id, last)
+                record, problem = _check_record(fields, encoded)
+                if problem is None:
+                    records.append(record)
+                else:
+                    rejected.append((last, problem))
+            continue
+        rows, refused, last = _ingest_columns.parse(lo, element, last)
+        records.extend([rows] if rows is not None else [])
+        rejected.extend(refused)
     return Batch(entity, project, run_id, records, rejected, last, encoded)
+
+
+def _fits(stretch: list[Any], run_id: str, element: dict[str, Any], last: int) -> bool:
+    """Whether plain records are of this batch's run with seqs going up from ``last``; if
+    not, they go the per-record way, which names the broken one."""
+    seq = np.frombuffer(element["seq"], "<i8")
+    return (
+        set(map(operator.itemgetter(1), stretch)) == {run_id}
+        and last < int(seq[0])
+        and bool(np.all(seq[1:] > seq[:-1]))
+    )
 
 
 def _envelope_seq(index: int, fields: Any, run_id: str, last: int) -> int:
@@ -160,7 +190,11 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
         project = _runs.project_id(conn, entity, batch.project)
         assert project is not None
         run = _lock_run(db, conn, project, batch.run_id, start)
-        fresh = [r for r in batch.records if r.seq > run.last_seq]
+        fresh = [
+            r.after(run.last_seq) if r.kind == COLUMNS else r
+            for r in batch.records
+            if r.seq > run.last_seq
+        ]
         refused = [(seq, reason) for seq, reason in batch.rejected if seq > run.last_seq]
         values: dict[str, Any] = {"heartbeat_at": time.time()}
         if fresh:
@@ -191,8 +225,7 @@ class _Applier:
     ) -> None:
         self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
-        self.rows: list[p.History] = []  # this batch's History records, in seq order
-        self.keys: dict[str, None] = {}  # their keys, in the order first seen
+        self.points = BatchPoints()  # this batch's history, in seq order
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -208,11 +241,12 @@ class _Applier:
             p.FINISH: self._finish,
             p.RUN_UPDATE: self._run_update,
             p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
+            COLUMNS: self._columns,
         }
         for record in records:
             handlers[record.kind](record)
         _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
-        if self.rows:
+        if self.points:
             self._write_history()
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
@@ -261,34 +295,31 @@ class _Applier:
                 self.values[column] = value or (self.run.run_id if key == "name" else None)
 
     def _history(self, r: p.History) -> None:
-        self.rows.append(r)
-        self.keys.update(r.data)  # only the keys matter here
+        self.points.add_row(r)
         self.summary.observe(r.data)
         self.summary_changed = True
         if self.last_step is None or r.step > self.last_step:
             self.last_step = r.step
 
-    def _write_history(self) -> None:
-        """The batch's points, key by key, appended to (or merged into) the key's blocks.
+    def _columns(self, r: HistoryColumns) -> None:
+        self.points.add_columns(r)
+        for column in r.rows.keys:
+            if self.summary.wants_every_value(column.key):
+                self.summary.observe_series(column.key, column.python_values())
+            else:  # only the last value counts
+                self.summary.observe_series(column.key, [column.last_value()])
+        self.summary_changed = True
+        top = int(r.rows.step.max())
+        if self.last_step is None or top > self.last_step:
+            self.last_step = top
 
-        Rows are turned into columns one key at a time (a list comprehension per key is far
-        cheaper than touching each value in a Python loop)."""
+    def _write_history(self) -> None:
+        """The batch's points, key by key, appended to (or merged into) the key's blocks."""
         tails = self._key_tails()
         writer = BlockWriter(self.conn, self.run.id)
-        datas = [r.data for r in self.rows]
-        steps = [r.step for r in self.rows]
-        times = [float(r.time) for r in self.rows]
-        for key in self.keys:
-            values = [d.get(key, _ABSENT) for d in datas]
-            if any(v is _ABSENT for v in values):
-                keep = [i for i, v in enumerate(values) if v is not _ABSENT]
-                column = _blocks.from_values(
-                    [steps[i] for i in keep], [times[i] for i in keep], [values[i] for i in keep]
-                )
-            else:
-                column = _blocks.from_values(steps, times, values)
+        for key, points in self.points.by_key().items():
             tail = tails.get(key) or KeyTail(self._new_key(key))
-            writer.add(tail, column)
+            writer.add(tail, points)
         writer.flush()
 
     def _key_tails(self) -> dict[str, KeyTail]:

@@ -5,6 +5,11 @@ A msgpack map ``{"v": 1, "entity": str | nil, "project": str, "run_id": str, "re
 increasing ``seq`` order, all of one run: the uploader copies them from disk without
 decoding them. A body without ``v`` is version 1.
 
+Version 2 (``"v": 2``) is version 1 plus columnar elements: an element of ``records`` may be
+a msgpack map holding a stretch of plain History records as arrays (:mod:`.columns`), in
+its place in seq order. The daemon sends version 2 only when a batch holds such an element,
+so a version 1 server still takes every other batch; the server reads both.
+
 The answer (:class:`IngestAnswer`): ``200 {"durable_seq": N}``, the highest seq the server
 holds for the run, when every record was applied. When some records cannot be stored (a
 value out of range, say), the server still applies the others, moves the run past the
@@ -15,6 +20,9 @@ on. A 4xx without ``rejected`` refuses the whole batch.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +30,8 @@ import msgpack
 
 from .records import DecodeError
 
-INGEST_VERSION = 1
+INGEST_VERSION = 2
+VERSIONS = (1, 2)  # the versions a server reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,7 @@ class IngestBody:
     project: Any
     run_id: Any
     records: list[Any]
+    version: int = 1  # 2: ``records`` may hold columnar elements
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +76,30 @@ def decode_answer(doc: Any) -> IngestAnswer | None:
     return IngestAnswer(doc["durable_seq"], tuple(rejected))
 
 
-def encode_body(entity: str | None, project: str, run_id: str, payloads: list[bytes]) -> bytes:
-    """The ingest request body around already-encoded records."""
+def encode_body(
+    entity: str | None, project: str, run_id: str, payloads: list[bytes], version: int = 1
+) -> bytes:
+    """The ingest request body around already-encoded records (and, in ``version`` 2,
+    encoded columnar elements)."""
     packer = msgpack.Packer(use_bin_type=True)
-    head = [packer.pack_map_header(5), packer.pack("v"), packer.pack(INGEST_VERSION)]
+    head = [packer.pack_map_header(5), packer.pack("v"), packer.pack(version)]
     for key, value in (("entity", entity), ("project", project), ("run_id", run_id)):
         head += [packer.pack(key), packer.pack(value)]
     head += [packer.pack("records"), packer.pack_array_header(len(payloads))]
     return b"".join(head) + b"".join(payloads)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (decoding a batch makes many objects that all
+    live on: collections in the middle find nothing to free and cost twice the decode)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def decode_body(body: bytes) -> IngestBody:
@@ -81,16 +107,19 @@ def decode_body(body: bytes) -> IngestBody:
 
     The values of ``entity``, ``project`` and ``run_id`` are the server's to check."""
     try:
-        doc = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        with gc_paused():
+            doc = msgpack.unpackb(body, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
         raise DecodeError(f"the ingest body is not valid msgpack ({exc})") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
         raise DecodeError(
             "the ingest body must be a msgpack map with keys entity, project, run_id, records"
         )
-    version = doc.get("v", INGEST_VERSION)
-    if version != INGEST_VERSION:
+    version = doc.get("v", 1)
+    if version not in VERSIONS:
         raise DecodeError(
-            f"ingest body version {version!r} is not {INGEST_VERSION}; upgrade the server"
+            f"ingest body version {version!r} is not one of {VERSIONS}; upgrade the server"
         )
-    return IngestBody(doc.get("entity"), doc.get("project"), doc.get("run_id"), doc["records"])
+    return IngestBody(
+        doc.get("entity"), doc.get("project"), doc.get("run_id"), doc["records"], version
+    )

@@ -79,6 +79,28 @@ def iter_frames(data: bytes | memoryview, start: int) -> Iterator[tuple[bytes, i
         pos = end
 
 
+def split_frames(data: bytes, start: int = 0) -> tuple[list[bytes], list[int]]:
+    """:func:`iter_frames` as two lists, ``(payloads, end offsets)``: the same frames, about
+    twice as fast for many small ones (no generator, no tuple per frame)."""
+    payloads: list[bytes] = []
+    ends: list[int] = []
+    add, mark = payloads.append, ends.append
+    pos, n, head = start, len(data), FRAME.size
+    unpack, crc32 = FRAME.unpack_from, zlib.crc32
+    while pos + head <= n:
+        length, crc = unpack(data, pos)
+        end = pos + head + length
+        if length > MAX_FRAME or end > n:
+            break
+        payload = data[pos + head : end]
+        if crc32(payload) != crc:
+            break
+        add(payload)
+        mark(end)
+        pos = end
+    return payloads, ends
+
+
 def stream_frames(f: BinaryIO, start: int, chunk: int = 1 << 20) -> Iterator[tuple[bytes, int]]:
     """:func:`iter_frames` over an open file from offset ``start``, reading ``chunk`` bytes at
     a time, so memory stays bounded by the chunk (or one frame) whatever the file's size."""

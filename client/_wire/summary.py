@@ -121,6 +121,23 @@ class SummaryState:
                     agg = self._aggs[key] = _Agg()
                 agg.add(value)
 
+    def wants_every_value(self, key: str) -> bool:
+        """Whether the summary of ``key`` depends on more than its last value."""
+        return bool(self.metrics) and self._def_for(key) is not None
+
+    def observe_series(self, key: str, values: list[Any]) -> None:
+        """Fold in one key's values, in row order: the same as :meth:`observe` of the rows
+        holding them. Unless :meth:`wants_every_value`, the last value alone will do."""
+        if not values:
+            return
+        self.last[key] = values[-1]
+        if self.wants_every_value(key):
+            agg = self._aggs.get(key)
+            if agg is None:
+                agg = self._aggs[key] = _Agg()
+            for value in values:
+                agg.add(value)
+
     def set_explicit(self, data: dict[str, Any]) -> None:
         for key, value in data.items():
             if value is None:
