@@ -3,7 +3,9 @@
 A msgpack map ``{"v": 1, "entity": str | nil, "project": str, "run_id": str, "records":
 [record, ...]}`` whose records are the run log's own record bytes (:mod:`.records`), in
 increasing ``seq`` order, all of one run: the uploader copies them from disk without
-decoding them. A body without ``v`` is version 1.
+decoding them. A body without ``v`` is version 1. An optional ``"writer": str`` names the
+writer of a shared run whose log the records come from (absent or ``""``: the run's only or
+unlabelled writer); the server keeps each writer's seqs apart.
 
 The answer (:class:`IngestAnswer`): ``200 {"durable_seq": N}``, the highest seq the server
 holds for the run, when every record was applied. When some records cannot be stored (a
@@ -33,6 +35,7 @@ class IngestBody:
     project: Any
     run_id: Any
     records: list[Any]
+    writer: Any = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +69,15 @@ def decode_answer(doc: Any) -> IngestAnswer | None:
     return IngestAnswer(doc["durable_seq"], tuple(rejected))
 
 
-def encode_body(entity: str | None, project: str, run_id: str, payloads: list[bytes]) -> bytes:
+def encode_body(
+    entity: str | None, project: str, run_id: str, payloads: list[bytes], writer: str = ""
+) -> bytes:
     """The ingest request body around already-encoded records."""
     packer = msgpack.Packer(use_bin_type=True)
-    head = [packer.pack_map_header(5), packer.pack("v"), packer.pack(INGEST_VERSION)]
-    for key, value in (("entity", entity), ("project", project), ("run_id", run_id)):
+    fields: list[tuple[str, object]] = [("entity", entity), ("project", project)]
+    fields += [("run_id", run_id)] + ([("writer", writer)] if writer else [])
+    head = [packer.pack_map_header(2 + len(fields)), packer.pack("v"), packer.pack(INGEST_VERSION)]
+    for key, value in fields:
         head += [packer.pack(key), packer.pack(value)]
     head += [packer.pack("records"), packer.pack_array_header(len(payloads))]
     return b"".join(head) + b"".join(payloads)
@@ -93,4 +100,10 @@ def decode_body(body: bytes) -> IngestBody:
         raise DecodeError(
             f"ingest body version {version!r} is not {INGEST_VERSION}; upgrade the server"
         )
-    return IngestBody(doc.get("entity"), doc.get("project"), doc.get("run_id"), doc["records"])
+    return IngestBody(
+        doc.get("entity"),
+        doc.get("project"),
+        doc.get("run_id"),
+        doc["records"],
+        doc.get("writer", ""),
+    )
