@@ -308,8 +308,13 @@ class Transport:
         """Attach if due, resend, send what is ready, refill from the spill, ask to flush."""
         send = self._send_blob
         refused = stream.answer is not None and not stream.answer.accepted
-        if stream.attach_sent is None or (
-            (refused or not stream.answered.is_set()) and now - stream.attach_sent > REATTACH_AFTER
+        writes = stream.attach.mode != "sync"  # a sync only uploads: it never attaches
+        if writes and (
+            stream.attach_sent is None
+            or (
+                (refused or not stream.answered.is_set())
+                and now - stream.attach_sent > REATTACH_AFTER
+            )
         ):
             send(p.encode(stream.attach._replace(first_seq=stream.acked + 1)))
             stream.attach_sent = now
