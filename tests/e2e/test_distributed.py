@@ -109,6 +109,17 @@ trackd.finish()
 """
 
 
+REJOIN = """
+import os, trackd
+from trackd._wire import records as p
+from trackd._wire.runlog import scan
+run = trackd.init(project="shared", id="job1", writer="rank-1")
+run.log({"rank-1/again": 1})
+trackd.finish()
+seqs = [p.decode(x).seq for x in scan(os.path.join(run.dir, "run.trackd")).payloads]
+print(seqs[0], seqs[-1], run.step - 1)
+"""
+
 SAME_LABEL = """
 import trackd
 from trackd.errors import UsageError
@@ -153,6 +164,14 @@ def test_a_shared_run_from_three_processes_and_two_daemons(
             return doc if ended else None
 
         doc = wait_for(crashed, 30, "rank-2 to read as crashed")
+        # rank-1 starts again on a third "machine": it continues its own seqs and steps
+        third_daemon = tempfile.mkdtemp(prefix="trkd-c-")
+        again = _start(REJOIN, tmp_path, {"TRACKD_DAEMON_DIR": third_daemon})
+        # its new log's seqs follow the N + 3 the server holds (RunStart, N rows, Summary,
+        # Finish), its steps the N it logged
+        first_seq, last_seq, step = map(int, _done(again).split())
+        assert (first_seq, step) == (N + 4, N)
+        _kill_daemon(third_daemon)
     finally:
         _kill_daemon(other_daemon)
     assert doc["state"] == "finished"
@@ -171,6 +190,10 @@ def test_a_shared_run_from_three_processes_and_two_daemons(
             i: base + i for i in range(N)
         }
     assert _series(remote, "shared", "job1", "all/i") == {i: i for i in range(N)}
+    doc = remote.run("shared", "job1")
+    assert doc is not None and _writers(doc)["rank-1"]["last_seq"] == last_seq
+    assert _series(remote, "shared", "job1", "rank-1/again") == {N: 1}
+    assert _series(remote, "shared", "job1", "rank-1/x")[N - 1] == 10_000_000 + N - 1
 
 
 def _kill_daemon(path: str) -> None:
