@@ -373,13 +373,16 @@ class Daemon:
         except OSError as exc:  # everything was durable already; only the last fsync failed
             log.warning("run %s: closing the run log: %s", slot.run_id, exc)
         self.runs.pop(slot.key, None)
-        for route in [r for r, key in self._routes.items() if key == slot.key]:
-            del self._routes[route]
         self.uploader.set_live(slot.key, False)
         log.info("run %s closed (%s) at seq %d", slot.key, why, slot.writer.synced_seq)
 
     # -- clients ------------------------------------------------------------------------
     def _check_clients(self, now: float) -> None:
+        # a route lives as long as its run's slot or its waiting finish(): a client's Flush
+        # after its slot closed must still find its own writer's upload, never another's
+        live = self.runs.keys() | self._waiters.keys()
+        for route in [r for r, key in self._routes.items() if key not in live]:
+            del self._routes[route]
         for slot in list(self.runs.values()):
             if slot.finished or slot.client_alive():
                 slot.dead_since = None
