@@ -231,6 +231,7 @@ class Daemon:
             slot = self.runs.get(key)
             live = slot is not None and not slot.finished
             self.uploader.add(record.run_id, run_dir, target, live=live, writer=label)
+            self._routes[(identity, record.run_id)] = key  # its Flushes ask about this log
             self._wait_upload(identity, record.run_id, key)
         else:
             self.bad_records += 1

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trackd
 
 from tests._support.postgres import PostgresCluster
 from tests._support.procs import wait_for
@@ -343,3 +344,31 @@ def test_forking_dataloader_and_multiprocessing_children(
     for label in ("fork", "spawn"):
         assert _series(remote, "forks", "fk", f"{label}/x") == {i: i for i in range(N)}
     assert _series(remote, "forks", "fk", "worker/x") == {}
+
+
+@DATABASES
+def test_trackd_sync_uploads_each_offline_writer_of_a_shared_run(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Offline writers of one run, then ``trackd sync``: each log lands as its own writer
+    (the daemon reads the label from the log), each exactly once, twice synced."""
+    for rank in range(2):
+        run = trackd.init(project="offsync", id="off1", writer=f"rank-{rank}", primary=rank == 0)
+        for i in range(500):
+            run.log({f"rank-{rank}/x": i * (rank + 1)})
+        run.finish()
+    _online(monkeypatch, upstream)
+    for _ in range(2):  # a second sync finds nothing to do and doubles nothing
+        result = subprocess.run(
+            [sys.executable, "-m", "trackd", "sync"], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    doc = remote.run("offsync", "off1")
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: (w["state"], w["last_seq"]) for w in doc["writers"]} == {
+        "rank-0": ("finished", 502),
+        "rank-1": ("finished", 502),
+    }
+    for rank in range(2):
+        got = _series(remote, "offsync", "off1", f"rank-{rank}/x")
+        assert got == {i: i * (rank + 1) for i in range(500)}
