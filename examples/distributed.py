@@ -13,9 +13,8 @@ import sys
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
-
 import trackd
+from torch.nn.parallel import DistributedDataParallel
 
 
 def main(organise: str) -> None:

@@ -236,6 +236,7 @@ def _torch_ranks(tmp_path: Path, code: str, world: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 @DATABASES
 def test_torch_distributed_four_ranks_in_every_organisation(
     upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -320,6 +321,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 @DATABASES
 def test_forking_dataloader_and_multiprocessing_children(
     upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
