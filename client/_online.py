@@ -60,8 +60,8 @@ def start_online(
             )
     except CommError as exc:
         refused = exc.status is not None and exc.status < 500 and exc.status != 429
-        if refused or (resume not in (None, False, "never") and not writer):
-            raise  # the server said no, or resuming needs its answer (a writer goes on)
+        if refused or resume not in (None, False, "never") or writer:
+            raise  # the server said no, or resuming (or a writer's seqs) needs its answer
         warnings.warn(
             f"init(): {exc}; logging goes on locally and the daemon uploads run {run_id!r} "
             "once the server is back",
