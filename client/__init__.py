@@ -17,6 +17,7 @@ values ``Image`` (with boxes, masks and ``Classes``), ``Histogram`` and ``Table`
 from . import errors
 from ._api import Api
 from ._config import Config
+from ._distributed import RankInfo, init_distributed, rank_info
 from ._histogram import Histogram
 from ._image import Image
 from ._overlays import Classes
@@ -40,6 +41,7 @@ __all__ = [
     "Config",
     "Histogram",
     "Image",
+    "RankInfo",
     "Run",
     "RunData",
     "Summary",
@@ -50,8 +52,10 @@ __all__ = [
     "errors",
     "finish",
     "init",
+    "init_distributed",
     "log",
     "login",
+    "rank_info",
     "read_run",
     "run",
     "save",

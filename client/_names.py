@@ -7,7 +7,15 @@ import secrets
 import string
 from typing import Any
 
-from ._wire.limits import NAME_RULE, RUN_ID_RULE, text_problem, valid_name, valid_run_id
+from ._wire.limits import (
+    NAME_RULE,
+    RUN_ID_RULE,
+    WRITER_RULE,
+    text_problem,
+    valid_name,
+    valid_run_id,
+    valid_writer,
+)
 from .errors import UsageError
 
 _ADJECTIVES = (
@@ -89,6 +97,28 @@ def check_run_id(run_id: str) -> str:
     if not valid_run_id(run_id):
         raise UsageError(f"init(): id {run_id!r} is not a valid run id; use {RUN_ID_RULE}")
     return run_id
+
+
+def check_writer(writer: str | None, primary: bool | None) -> tuple[str, bool]:
+    """``init()``'s ``writer`` and ``primary``: the label (``""`` for a run's only writer)
+    and whether this process is the primary writer (its finish or crash ends the run).
+
+    The rule: an unlabelled writer is the run's only writer, so its primary; a labelled
+    writer joins a shared run as a secondary unless ``primary=True``."""
+    label = "" if writer is None else writer
+    if not valid_writer(label):
+        raise UsageError(
+            f"init(): writer {writer!r} is not a writer label; use {WRITER_RULE} "
+            "(e.g. writer='rank-3')"
+        )
+    if primary is not None and type(primary) is not bool:
+        raise UsageError(f"init(): primary must be True, False or None, not {primary!r}")
+    if not label and primary is False:
+        raise UsageError(
+            "init(): primary=False needs a writer label: a run's unlabelled writer is its "
+            "only one; pass writer='rank-3' (say) to join a shared run as a secondary writer"
+        )
+    return label, (not label) if primary is None else primary
 
 
 def check_run_text(**texts: Any) -> None:

@@ -42,8 +42,15 @@ def require_key(target: ServerTarget) -> str:
 
 
 def start_online(
-    target: ServerTarget, project: str, run_id: str, resume: bool | str | None, timeout: float
+    target: ServerTarget,
+    project: str,
+    run_id: str,
+    resume: bool | str | None,
+    timeout: float,
+    writer: str = "",
 ) -> OnlineStart:
+    """Authorize the run with the server and resolve resume; a labelled ``writer`` of a
+    shared run joins it and continues its own seqs and steps (see :func:`_writer_start`)."""
     assert target.base_url is not None
     key = require_key(target)
     try:
@@ -53,8 +60,8 @@ def start_online(
             )
     except CommError as exc:
         refused = exc.status is not None and exc.status < 500 and exc.status != 429
-        if refused or resume not in (None, False, "never"):
-            raise  # the server said no, or resuming needs its answer
+        if refused or resume not in (None, False, "never") or writer:
+            raise  # the server said no, or resuming (or a writer's seqs) needs its answer
         warnings.warn(
             f"init(): {exc}; logging goes on locally and the daemon uploads run {run_id!r} "
             "once the server is back",
@@ -65,6 +72,8 @@ def start_online(
         return OnlineStart(upload, False, 1, 0, {}, {})
     run = answer.get("run")
     upload = p.UploadTarget(target.base_url, key, answer["entity"], answer["project"])
+    if writer:
+        return _writer_start(upload, run, writer)
     resumed = check_resume(resume, run_id, run is not None, where="on the server")
     if not resumed or run is None:
         return OnlineStart(upload, False, 1, 0, {}, {})
@@ -76,6 +85,18 @@ def start_online(
         dict(run.get("config") or {}),
         dict(run.get("summary") or {}),
     )
+
+
+def _writer_start(upload: p.UploadTarget, run: Any, writer: str) -> OnlineStart:
+    """Where a labelled writer of a shared run starts: after what the server holds of its
+    own log (its ``writers`` entry), else at seq 1 and step 0."""
+    entries = (run or {}).get("writers") or []
+    mine = next((w for w in entries if isinstance(w, dict) and w.get("label") == writer), None)
+    if mine is None:
+        return OnlineStart(upload, False, 1, 0, {}, {})
+    last_step = mine.get("last_step")
+    start_step = int(last_step) + 1 if last_step is not None else 0
+    return OnlineStart(upload, True, int(mine.get("last_seq") or 0) + 1, start_step, {}, {})
 
 
 def check_resume(resume: bool | str | None, run_id: str, exists: bool, where: str) -> bool:

@@ -172,6 +172,8 @@ class Run:
         stream: Stream | None = None,
     ) -> None:
         self.id = meta.run_id
+        self.writer = meta.writer  # this process's label in a shared run ("": the only writer)
+        self.primary = meta.primary
         self._fields: dict[str, Any] = {
             "name": meta.name,
             "notes": meta.notes,
@@ -228,6 +230,7 @@ class Run:
                 self._meta.seq,
                 self.mode,
                 self._upload,
+                writer=self._meta.writer,
             )
             self._stream = self._transport.open_stream(attach)
         if self._transport is not None:

@@ -21,6 +21,7 @@ from ._names import (
     check_run_id,
     check_run_text,
     check_tags,
+    check_writer,
     new_run_id,
     new_run_name,
 )
@@ -30,7 +31,7 @@ from ._run import Run
 from ._transport import Stream, Transport
 from ._values import plain
 from ._wire import records as p
-from ._wire.layout import RUN_LOG_NAME, is_run_dir_of, run_dir_name
+from ._wire.layout import RUN_LOG_NAME, is_run_dir_of, run_dir_name, stream_key
 from ._wire.limits import EXIT_CODE_MAX, EXIT_CODE_MIN
 from ._wire.settings import Settings, load
 from .cli.credentials import ServerTarget, resolve
@@ -72,8 +73,15 @@ def init(
     notes: str | None = None,
     dir: str | os.PathLike[str] | None = None,
     mode: str | None = None,
+    writer: str | None = None,
+    primary: bool | None = None,
 ) -> Run:
     """Start a run and make it the current one (``trackd.run``, ``trackd.log`` ...).
+
+    ``writer="rank-3"`` makes this process one writer of a shared run ``id`` that several
+    processes (on one or many machines) write at once, each with its own label: it joins
+    the run whether or not it exists yet. A labelled writer is a secondary one unless
+    ``primary=True``; the run ends (finished, failed, crashed) with its primary writer.
 
     Example::
 
@@ -87,9 +95,16 @@ def init(
     check_run_text(name=name, group=group, job_type=job_type, notes=notes)
     check_names(project=settings.project, entity=settings.entity)
     tags = check_tags(tags)
+    label, is_primary = check_writer(writer, primary)
+    if label and not settings.run_id:
+        raise UsageError(
+            f"init(): writer={label!r} joins a shared run, which needs its id: pass the same "
+            "id=... in every process that writes it (or use trackd.init_distributed)"
+        )
     with _lock:
         _finish_previous()
-        run = _new_run(settings, name, config, resume, group, job_type, tags, notes, dir)
+        who = _Writer(label, is_primary)
+        run = _new_run(settings, name, config, resume, group, job_type, tags, notes, dir, who)
         _make_current(run)
         _install_hooks()
     return run
@@ -121,6 +136,14 @@ def _target(settings: Settings) -> tuple[str, ServerTarget]:
     return settings.mode, target
 
 
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    """This process's place in its run: ``label`` ``""`` is a run's only writer."""
+
+    label: str = ""
+    primary: bool = True
+
+
 def _new_run(
     settings: Settings,
     name: str | None,
@@ -131,16 +154,19 @@ def _new_run(
     tags: Any,
     notes: str | None,
     root: Any,
+    who: _Writer = _Writer(),
 ) -> Run:
     run_id = check_run_id(settings.run_id or new_run_id())
     mode, target = _target(settings)
     project = target.project or "uncategorized"
     root_dir = Path(root or settings.dir).expanduser().resolve()
-    start = _start_point(settings, mode, target, project, run_id, resume, root_dir)
+    if who.label:
+        resume = "allow"  # a writer joins its shared run, and continues its own log
+    start = _start_point(settings, mode, target, project, run_id, resume, root_dir, who.label)
     transport = None if mode == "disabled" else _get_transport(settings)
     stream = None
     if transport is not None:
-        stream, start = _attach(transport, run_id, mode, resume, start)
+        stream, start = _attach(transport, run_id, mode, resume, start, who.label)
     upload = start.upload
     meta = p.RunStart(
         kind=p.RUN_START,
@@ -162,6 +188,8 @@ def _new_run(
         mode=mode,
         resumed=start.resumed,
         start_step=start.step,
+        writer=who.label,
+        primary=who.primary,
     )
     run = Run(meta, str(start.run_dir), transport, upload, stream)
     run._on_finished = _forget
@@ -194,13 +222,15 @@ def _start_point(
     run_id: str,
     resume: bool | str | None,
     root_dir: Path,
+    writer: str = "",
 ) -> _StartPoint:
     if mode == "disabled":
         return _StartPoint(root_dir / f"disabled-run-{run_id}")  # never created
     if mode == "online":
-        online = start_online(target, project, run_id, resume, settings.http_timeout)
+        timeout = settings.http_timeout
+        online = start_online(target, project, run_id, resume, timeout, writer)
         return _StartPoint(
-            _make_run_dir(root_dir, run_id, mode),
+            _make_run_dir(root_dir, run_id, mode, writer),
             online.start_seq,
             online.start_step,
             online.resumed,
@@ -208,16 +238,21 @@ def _start_point(
             online.upload,
         )
     if mode == "offline":
-        previous = _find_local_run(root_dir, run_id)
+        previous = _find_local_run(root_dir, run_id, writer)
         if check_resume(resume, run_id, previous is not None, where=f"in {root_dir}"):
             assert previous is not None
             data = read_run(previous, history=False)
             return _StartPoint(previous, data.last_seq + 1, data.last_step + 1, True, data.config)
-    return _StartPoint(_make_run_dir(root_dir, run_id, mode))
+    return _StartPoint(_make_run_dir(root_dir, run_id, mode, writer))
 
 
 def _attach(
-    transport: Transport, run_id: str, mode: str, resume: bool | str | None, start: _StartPoint
+    transport: Transport,
+    run_id: str,
+    mode: str,
+    resume: bool | str | None,
+    start: _StartPoint,
+    writer: str = "",
 ) -> tuple[Stream, _StartPoint]:
     """Attach the run to the daemon (a handshake; refused while another live process writes
     it) and continue the run log the daemon holds, which may be longer than ``start``
@@ -225,7 +260,7 @@ def _attach(
     writer that finished since ``start`` was read)."""
     attach = p.Attach(
         p.ATTACH, run_id, 0, str(start.run_dir), os.getpid(), start.seq, mode, start.upload
-    )
+    )._replace(writer=writer)
     stream = transport.open_stream(attach)
     answer = stream.answer
     if answer is None or not answer.accepted:
@@ -261,19 +296,19 @@ def _remove_if_empty(path: Path) -> None:
         pass
 
 
-def _find_local_run(root: Path, run_id: str) -> Path | None:
+def _find_local_run(root: Path, run_id: str, writer: str = "") -> Path | None:
     if not root.is_dir():
         return None
-    for path in sorted(root.glob(f"*run-*-{run_id}")):
-        if is_run_dir_of(path.name, run_id) and (path / RUN_LOG_NAME).exists():
+    for path in sorted(root.glob(f"*run-*-{stream_key(run_id, writer)}")):
+        if is_run_dir_of(path.name, run_id, writer) and (path / RUN_LOG_NAME).exists():
             return path
     return None
 
 
-def _make_run_dir(root: Path, run_id: str, mode: str) -> Path:
+def _make_run_dir(root: Path, run_id: str, mode: str, writer: str = "") -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
     prefix = "offline-run" if mode == "offline" else "run"
-    run_dir = root / run_dir_name(prefix, stamp, run_id)
+    run_dir = root / run_dir_name(prefix, stamp, run_id, writer)
     root.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(mode=0o700, exist_ok=True)  # its log holds what the user logged: theirs alone
     return run_dir

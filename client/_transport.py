@@ -184,7 +184,7 @@ class Transport:
         stream.answered.set()  # a Sync has no handshake
         with self._lock:
             self._streams[run_id] = stream
-        self._wake.set()  # the I/O thread sends the Sync (and again to a new daemon)
+        self._send_now(p.encode(p.Sync(p.SYNC, run_id, 0, run_dir, upload)))
         return stream
 
     def has_streams(self) -> bool:
@@ -308,10 +308,15 @@ class Transport:
         """Attach if due, resend, send what is ready, refill from the spill, ask to flush."""
         send = self._send_blob
         refused = stream.answer is not None and not stream.answer.accepted
-        if stream.attach_sent is None or (
-            (refused or not stream.answered.is_set()) and now - stream.attach_sent > REATTACH_AFTER
+        writes = stream.attach.mode != "sync"  # a sync only uploads: it never attaches
+        if writes and (
+            stream.attach_sent is None
+            or (
+                (refused or not stream.answered.is_set())
+                and now - stream.attach_sent > REATTACH_AFTER
+            )
         ):
-            send(_attach_or_sync(stream))
+            send(p.encode(stream.attach._replace(first_seq=stream.acked + 1)))
             stream.attach_sent = now
             stream.resend = True
         if refused:
@@ -601,13 +606,3 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
-
-
-def _attach_or_sync(stream: Stream) -> bytes:
-    """What (re)connects a stream: its Attach, or for ``trackd sync`` a Sync, which makes the
-    daemon upload the log without taking the syncing process for the run's writer (an
-    Attach would, and mark the run crashed when that process exits)."""
-    attach = stream.attach
-    if attach.mode == "sync" and attach.upload is not None:
-        return p.encode(p.Sync(p.SYNC, attach.run_id, 0, attach.run_dir, attach.upload))
-    return p.encode(attach._replace(first_seq=stream.acked + 1))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from trackd._wire import records as p
-from trackd._wire.layout import RUN_LOG_NAME, spill_path
-from trackd._wire.runlog import MAX_FRAME, stream_frames
+from trackd._wire.layout import RUN_LOG_NAME, spill_path, stream_key
+from trackd._wire.runlog import HEADER, MAX_FRAME, check_header, stream_frames
 
 from ._liveness import is_alive, start_ticks
 from ._log_writer import RunLogWriter
@@ -23,6 +23,8 @@ class RunSlot:
 
     def __init__(self, attach: p.Attach, identity: bytes, run_dir: Path) -> None:
         self.run_id = attach.run_id
+        self.label = attach.writer  # the writer label in a shared run ("" = the only one)
+        self.key = stream_key(attach.run_id, attach.writer)
         self.run_dir = run_dir
         self.writer = RunLogWriter(self.run_dir / RUN_LOG_NAME)
         if self.writer.truncated:
@@ -107,6 +109,23 @@ def recover_spills(run_id: str, run_dir: Path) -> None:
         return
     nobody = p.Attach(p.ATTACH, run_id, 0, str(run_dir), 0, 1)  # pid 0: no writer now
     RunSlot(nobody, b"", run_dir).writer.close()  # its constructor stores the spill files
+
+
+def writer_of(run_dir: Path) -> str:
+    """The writer label of the run log in ``run_dir`` (from its first record, a RunStart);
+    ``""`` when it has none, or the log cannot be read."""
+    try:
+        with open(run_dir / RUN_LOG_NAME, "rb") as f:
+            check_header(f.read(HEADER.size), str(run_dir))
+            for payload, _end in stream_frames(f, HEADER.size):
+                fields = stored_fields(payload)
+                if fields is not None and fields[0] == p.RUN_START:
+                    writer = p.from_fields(fields).writer  # type: ignore[union-attr]
+                    return writer if isinstance(writer, str) else ""
+                return ""
+    except (OSError, ValueError):
+        return ""
+    return ""
 
 
 def _spill_pids(run_dir: Path) -> list[int]:

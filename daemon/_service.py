@@ -33,10 +33,11 @@ from trackd._wire.layout import (
     RUN_LOG_NAME,
     SOCKET_NAME,
     prepare_daemon_dir,
+    stream_key,
 )
 from trackd._wire.settings import Settings, load
 
-from ._run_slot import CRASH_GRACE, RunSlot, recover_spills
+from ._run_slot import CRASH_GRACE, RunSlot, recover_spills, writer_of
 from ._uploader import Uploader, UploadStatus
 
 log = logging.getLogger("trackd.daemon")
@@ -57,7 +58,8 @@ class Daemon:
         self.path = path
         self.settings = settings
         self.state = DaemonState.STARTING
-        self.runs: dict[str, RunSlot] = {}
+        self.runs: dict[str, RunSlot] = {}  # by stream key: one slot per (run, writer)
+        self._routes: dict[tuple[bytes, str], str] = {}  # (client, run id) -> stream key
         self.stop_requests = 0
         self.bad_records = 0
         self._ctx = zmq.Context(io_threads=1)
@@ -67,7 +69,7 @@ class Daemon:
         self._next_liveness = 0.0
         self._idle_since = time.monotonic()
         self.uploader = Uploader(path, settings)
-        self._waiters: dict[str, bytes] = {}  # run id -> client waiting on its upload
+        self._waiters: dict[str, tuple[bytes, str]] = {}  # key -> (client, run id) waiting
         self._nacked: set[str] = set()  # runs told to re-attach, in the message being handled
         self._reported: dict[str, UploadStatus] = {}
 
@@ -194,7 +196,7 @@ class Daemon:
 
     def _handle_one(self, identity: bytes, fields: Any, payload: bytes) -> None:
         if p.is_stored(fields):
-            slot = self.runs.get(fields[1])
+            slot = self.runs.get(self._routes.get((identity, fields[1]), fields[1]))
             if slot is None or slot.identity != identity:
                 self._nack(identity, fields[1], slot)
                 return
@@ -211,33 +213,39 @@ class Daemon:
         if record.kind == p.ATTACH:
             self._attach(identity, record)  # type: ignore[arg-type]
         elif record.kind == p.FLUSH:
-            slot = self.runs.get(record.run_id)
+            key = self._routes.get((identity, record.run_id), record.run_id)
+            slot = self.runs.get(key)
             if slot is not None:
                 slot.identity = identity
                 slot.flush_requested = True
                 self._next_sync = 0.0
-            self._wait_upload(identity, record.run_id)
+            self._wait_upload(identity, record.run_id, key)
         elif isinstance(record, p.Sync):
-            if record.run_id not in self.runs:
-                recover_spills(record.run_id, Path(record.run_dir))
+            run_dir = Path(record.run_dir)
+            label = writer_of(run_dir)  # a shared run's writer: its log says which
+            key = stream_key(record.run_id, label)
+            if key not in self.runs:
+                recover_spills(record.run_id, run_dir)
             target = p.UploadTarget(*record.upload)
             # a run a client still writes stays live: its upload must not end at today's tail
-            slot = self.runs.get(record.run_id)
+            slot = self.runs.get(key)
             live = slot is not None and not slot.finished
-            self.uploader.add(record.run_id, Path(record.run_dir), target, live=live)
-            self._wait_upload(identity, record.run_id)
+            self.uploader.add(record.run_id, run_dir, target, live=live, writer=label)
+            self._routes[(identity, record.run_id)] = key  # its Flushes ask about this log
+            self._wait_upload(identity, record.run_id, key)
         else:
             self.bad_records += 1
             log.warning("dropped a record of kind %s that failed its checks", record.kind)
 
     def _attach(self, identity: bytes, attach: p.Attach) -> None:
-        """A client writes a run: one live writer per run; an earlier attempt's log on
-        this machine (a slot, or an upload job) is continued, never forked."""
-        slot = self.runs.get(attach.run_id)
+        """A client writes a run: one live process per (run, writer label); an earlier
+        attempt's log on this machine (a slot, or an upload job) is continued, never forked."""
+        key = stream_key(attach.run_id, attach.writer)
+        slot = self.runs.get(key)
         if slot is not None and slot.held_by_other(attach):
             log.warning(
                 "run %s: refused pid %d on %s; pid %d on %s writes it",
-                attach.run_id,
+                key,
                 attach.pid,
                 attach.host or "?",
                 slot.pid,
@@ -250,15 +258,16 @@ class Daemon:
                 self._send(identity, refusal)
             return
         if slot is None:
-            run_dir = self._earlier_attempt(attach.run_id) or Path(attach.run_dir)
-            slot = self.runs[attach.run_id] = RunSlot(attach, identity, run_dir)
-            log.info("run %s attached by pid %d (%s)", attach.run_id, attach.pid, slot.run_dir)
+            run_dir = self._earlier_attempt(key) or Path(attach.run_dir)
+            slot = self.runs[key] = RunSlot(attach, identity, run_dir)
+            log.info("run %s attached by pid %d (%s)", key, attach.pid, slot.run_dir)
         else:
             slot.reattach(attach, identity)
-            log.info("run %s re-attached by pid %d", attach.run_id, attach.pid)
+            log.info("run %s re-attached by pid %d", key, attach.pid)
+        self._routes[(identity, attach.run_id)] = key
         if attach.upload:
             target = p.UploadTarget(*attach.upload)
-            self.uploader.add(attach.run_id, slot.run_dir, target, live=True)
+            self.uploader.add(attach.run_id, slot.run_dir, target, live=True, writer=attach.writer)
         if attach.handshake:
             self._durable(slot)  # the client may read the log to continue it
             answer = p.Attached(
@@ -267,11 +276,11 @@ class Daemon:
             self._send(identity, answer)
         self._ack(slot)
 
-    def _earlier_attempt(self, run_id: str) -> Path | None:
-        """The run directory of an attempt of ``run_id`` this daemon uploads (or uploaded):
-        a resumed run continues that log, so its unuploaded tail and the new records are
-        one log with one seq order and one upload."""
-        job = self.uploader.jobs.get(run_id)
+    def _earlier_attempt(self, key: str) -> Path | None:
+        """The run directory of an attempt of a run's writer (its stream ``key``) this
+        daemon uploads (or uploaded): a resumed run continues that log, so its unuploaded
+        tail and the new records are one log with one seq order and one upload."""
+        job = self.uploader.jobs.get(key)
         if job is not None and (job.run_dir / RUN_LOG_NAME).exists():
             return job.run_dir
         return None
@@ -294,25 +303,25 @@ class Daemon:
             pass  # the client went away; it attaches again if it comes back
 
     # -- upload progress, told to the clients waiting in finish() or sync ---------------
-    def _wait_upload(self, identity: bytes, run_id: str) -> None:
-        if self.uploader.status(run_id) is not None:
-            self._waiters[run_id] = identity
-            self._reported.pop(run_id, None)
-            self.uploader.request_flush(run_id)
+    def _wait_upload(self, identity: bytes, run_id: str, key: str) -> None:
+        if self.uploader.status(key) is not None:
+            self._waiters[key] = (identity, run_id)
+            self._reported.pop(key, None)
+            self.uploader.request_flush(key)
 
     def _report_uploads(self) -> None:
         assert self._sock is not None
-        for run_id, identity in list(self._waiters.items()):
-            status = self.uploader.status(run_id)
-            if status is None or status == self._reported.get(run_id):
+        for key, (identity, run_id) in list(self._waiters.items()):
+            status = self.uploader.status(key)
+            if status is None or status == self._reported.get(key):
                 continue
-            self._reported[run_id] = status
+            self._reported[key] = status
             rejected = [list(pair) for pair in status.rejected]
             ack = p.Ack(p.ACK, run_id, 0, None, status.seq, status.note, status.failed, rejected)
             try:
                 self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
             except zmq.ZMQError:
-                self._waiters.pop(run_id, None)
+                self._waiters.pop(key, None)
 
     # -- durability ---------------------------------------------------------------------
     def _sync(self, now: float, force: bool) -> None:
@@ -325,7 +334,7 @@ class Daemon:
                 slot.flush_requested = False
                 if self._durable(slot):
                     self._ack(slot)
-                    self.uploader.notify(slot.run_id)
+                    self.uploader.notify(slot.key)
             if slot.finished and not slot.writer.dirty:
                 done.append(slot)
         for slot in done:
@@ -364,12 +373,17 @@ class Daemon:
             slot.writer.close()
         except OSError as exc:  # everything was durable already; only the last fsync failed
             log.warning("run %s: closing the run log: %s", slot.run_id, exc)
-        self.runs.pop(slot.run_id, None)
-        self.uploader.set_live(slot.run_id, False)
-        log.info("run %s closed (%s) at seq %d", slot.run_id, why, slot.writer.synced_seq)
+        self.runs.pop(slot.key, None)
+        self.uploader.set_live(slot.key, False)
+        log.info("run %s closed (%s) at seq %d", slot.key, why, slot.writer.synced_seq)
 
     # -- clients ------------------------------------------------------------------------
     def _check_clients(self, now: float) -> None:
+        # a route lives as long as its run's slot or its waiting finish(): a client's Flush
+        # after its slot closed must still find its own writer's upload, never another's
+        live = self.runs.keys() | self._waiters.keys()
+        for route in [r for r, key in self._routes.items() if key not in live]:
+            del self._routes[route]
         for slot in list(self.runs.values()):
             if slot.finished or slot.client_alive():
                 slot.dead_since = None

@@ -36,7 +36,7 @@ import httpx
 from trackd._wire import columns, error_body, upload_state
 from trackd._wire import records as p
 from trackd._wire.ingest import IngestAnswer, decode_answer, encode_body
-from trackd._wire.layout import RUN_LOG_NAME
+from trackd._wire.layout import RUN_LOG_NAME, stream_key
 from trackd._wire.runlog import FRAME, HEADER, check_header, iter_frames, split_frames
 from trackd._wire.settings import Settings
 from trackd._wire.upload_state import Progress
@@ -80,6 +80,7 @@ class UploadJob:
     run_dir: Path
     target: p.UploadTarget
     progress: Progress
+    writer: str = ""  # the writer label of a shared run's log ("" = the only writer)
     live: bool = False
     flush: bool = False
     failures: int = 0
@@ -135,7 +136,7 @@ class Uploader:
     def __init__(self, daemon_dir: Path, settings: Settings) -> None:
         self.daemon_dir = daemon_dir
         self.settings = settings
-        self.jobs: dict[str, UploadJob] = {}
+        self.jobs: dict[str, UploadJob] = {}  # by stream key: one job per (run, writer)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -147,44 +148,49 @@ class Uploader:
     # -- called from the daemon's main thread ----------------------------------------
     def start(self) -> None:
         for entry in upload_state.registered(self.daemon_dir):
-            self.add(entry.run_id, entry.run_dir, entry.target, live=False)
+            self.add(entry.run_id, entry.run_dir, entry.target, live=False, writer=entry.writer)
         self._thread.start()
 
-    def add(self, run_id: str, run_dir: Path, target: p.UploadTarget, live: bool) -> None:
+    def add(
+        self, run_id: str, run_dir: Path, target: p.UploadTarget, live: bool, writer: str = ""
+    ) -> None:
+        """Upload the log in ``run_dir`` (writer ``writer``'s log of ``run_id``)."""
+        key = stream_key(run_id, writer)
         with self._lock:
-            job = self.jobs.get(run_id)
+            job = self.jobs.get(key)
             if job is not None and job.run_dir != run_dir and not (job.done or job.failed):
-                log.warning("run %s: %s still uploading; %s waits", run_id, job.run_dir, run_dir)
+                log.warning("run %s: %s still uploading; %s waits", key, job.run_dir, run_dir)
                 return  # never drop an unfinished job's remaining data (sync uploads the other)
-            upload_state.register(self.daemon_dir, run_id, run_dir, target)
+            upload_state.register(self.daemon_dir, run_id, run_dir, target, writer)
             if job is None or job.target != target or job.run_dir != run_dir:
-                job = UploadJob(run_id, run_dir, target, upload_state.load_progress(run_dir))
+                progress = upload_state.load_progress(run_dir)
+                job = UploadJob(run_id, run_dir, target, progress, writer)
                 job.headers = {"Authorization": f"Bearer {target.api_key}"}
                 job.media = RunMedia(run_id, run_dir, target)
-                self.jobs[run_id] = job
+                self.jobs[key] = job
             job.live, job.failed, job.done = live, False, False
             job.note, job.failures, job.next_attempt = None, 0, 0.0
         self._wake.set()
 
-    def set_live(self, run_id: str, live: bool) -> None:
-        job = self.jobs.get(run_id)
+    def set_live(self, key: str, live: bool) -> None:
+        job = self.jobs.get(key)
         if job is not None:
             job.live = live
             self._wake.set()
 
-    def notify(self, run_id: str) -> None:
-        """New records of ``run_id`` are in its log."""
-        if run_id in self.jobs:
+    def notify(self, key: str) -> None:
+        """New records are in the log of ``key`` (a stream key, as for every method here)."""
+        if key in self.jobs:
             self._wake.set()
 
-    def request_flush(self, run_id: str) -> None:
-        job = self.jobs.get(run_id)
+    def request_flush(self, key: str) -> None:
+        job = self.jobs.get(key)
         if job is not None:
             job.flush = True
             self._wake.set()
 
-    def status(self, run_id: str) -> UploadStatus | None:
-        job = self.jobs.get(run_id)
+    def status(self, key: str) -> UploadStatus | None:
+        job = self.jobs.get(key)
         if job is None:
             return None
         rejected = tuple(job.progress.rejected)
@@ -422,7 +428,9 @@ class Uploader:
         elements = columns.build(batch.payloads) if job.columnar else batch.payloads
         batch.columnar = len(elements) != len(batch.payloads)  # an element takes >= 8 records
         version = 2 if batch.columnar else 1
-        return encode_body(target.entity, target.project, job.run_id, elements, version)
+        return encode_body(
+            target.entity, target.project, job.run_id, elements, version, job.writer
+        )
 
     def _post_batch(self, job: UploadJob, batch: Batch) -> int:
         """Post ``batch`` from the sender thread, reading the next one ahead meanwhile."""
@@ -489,7 +497,7 @@ class Uploader:
 
     def _finish(self, job: UploadJob) -> None:
         job.done = True
-        upload_state.unregister(self.daemon_dir, job.run_id)
+        upload_state.unregister(self.daemon_dir, stream_key(job.run_id, job.writer))
         log.info("run %s: upload complete at seq %d", job.run_id, job.progress.seq)
 
 

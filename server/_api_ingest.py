@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
-from . import _runs
+from . import _runs, _writers
 from . import _schema as s
 from ._http import Caller, app_state, member_entity, respond
 from ._ingest import apply_batch, parse_batch
@@ -38,7 +38,8 @@ def init(request: Request, body: InitRequest, principal: Caller) -> Response:
     run_id = _runs.check_run_id(body.run_id)
     with app_state(request).db.read() as conn:
         row = _runs.find_run(conn, entity, project, run_id)
-    run = _runs.run_json(row, entity.name, project) if row is not None else None
+        writers = _writers.for_run(conn, row.id) if row is not None else []
+    run = None if row is None else dict(_runs.run_json(row, entity.name, project), writers=writers)
     return respond(request, {"entity": entity.name, "project": project, "run": run})
 
 
@@ -67,7 +68,9 @@ def heartbeat(request: Request, body: RunRef, principal: Caller) -> Response:
     db = app_state(request).db
     with db.write() as conn:
         row = _runs.get_run(conn, entity, body.project, body.run_id)
-        state = "running" if row.state == "crashed" else row.state
+        # a run the reaper marked crashed comes back; one its primary's Finish ended does not
+        revived = row.state == "crashed" and row.finished_at is None
+        state = "running" if revived else row.state
         conn.execute(
             update(s.runs)
             .where(s.runs.c.id == row.id)

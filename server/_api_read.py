@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from . import _history, _rejections, _run_query, _runs
+from . import _history, _rejections, _run_query, _runs, _writers
 from . import _schema as s
 from ._auth import visible_entities
 from ._http import Caller, app_state, member_entity, respond
@@ -108,7 +108,9 @@ def run(request: Request, entity: str, project: str, run_id: str, principal: Cal
     with app_state(request).db.read() as conn:
         row = _runs.get_run(conn, ent, project, run_id)
         rejected = _rejections.for_run(conn, row.id)
-    return respond(request, dict(_runs.run_json(row, ent.name, project), **rejected))
+        writers = _writers.for_run(conn, row.id)
+    doc = dict(_runs.run_json(row, ent.name, project), writers=writers, **rejected)
+    return respond(request, doc)
 
 
 @router.get("/runs/{entity}/{project}/{run_id}/history", summary="A run's history")

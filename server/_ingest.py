@@ -18,6 +18,14 @@ The run is locked, every record with ``seq <= last_seq`` is skipped (so a retrie
 changes nothing), the rest are applied, the refused ones are kept in ``rejected_records``,
 and ``last_seq`` moves to the batch's last seq, refused records included, all in the same
 transaction. The same record always gets the same answer: the checks read nothing but it.
+
+A batch of a labelled writer of a shared run (the body's ``writer``) counts seqs against that
+writer's own ``last_seq`` (:mod:`._writers`), under the same run lock. History from several
+writers lands in the run's one set of keys: a (key, step) two writers both log keeps the
+value applied last, as for a step logged twice. Config and summary merge. Only the primary
+writer's RunStart sets the run's metadata and only its Finish ends the run; every labelled
+writer's own state (and its Finish: a crashed secondary reads ``crashed``) is kept in
+``writers``.
 """
 
 from __future__ import annotations
@@ -35,9 +43,10 @@ from sqlalchemy import Connection, Row, select, update
 from trackd._wire import columns
 from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
+from trackd._wire.limits import WRITER_RULE, valid_writer
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _ingest_columns, _rejections, _rich_values, _run_blobs, _run_json, _runs
+from . import _ingest_columns, _rejections, _rich_values, _run_blobs, _run_json, _runs, _writers
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
@@ -65,6 +74,7 @@ class Batch:
     rejected: list[tuple[int, str]]
     last_seq: int  # the batch's highest seq, refused records included (0: no records)
     encoded: dict[int, Encoded]  # by seq
+    writer: str = ""  # the labelled writer of a shared run whose log this is
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,8 @@ def parse_batch(body: bytes) -> Batch:
         run_id = _runs.check_run_id(doc.run_id)
     except BadRequest as exc:
         raise InvalidRecord(exc.message) from exc
+    if not valid_writer(doc.writer):
+        raise InvalidRecord(f"writer {doc.writer!r} is not a writer label: {WRITER_RULE}")
     records: list[Any] = []
     rejected: list[tuple[int, str]] = []
     encoded: dict[int, Encoded] = {}
@@ -111,7 +123,7 @@ def parse_batch(body: bytes) -> Batch:
         rows, refused, last = _ingest_columns.parse(lo, element, last)
         records.extend([rows] if rows is not None else [])
         rejected.extend(refused)
-    return Batch(entity, project, run_id, records, rejected, last, encoded)
+    return Batch(entity, project, run_id, records, rejected, last, encoded, doc.writer)
 
 
 def _fits(stretch: list[Any], run_id: str, element: dict[str, Any], last: int) -> bool:
@@ -190,21 +202,28 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
         project = _runs.project_id(conn, entity, batch.project)
         assert project is not None
         run = _lock_run(db, conn, project, batch.run_id, start)
+        writer = _writers.lock(db, conn, run.id, batch.writer) if batch.writer else None
+        last_seq = int(writer.last_seq if writer is not None else run.last_seq)
         fresh = [
-            r.after(run.last_seq) if r.kind == COLUMNS else r
+            r.after(last_seq) if r.kind == COLUMNS else r
             for r in batch.records
-            if r.seq > run.last_seq
+            if r.seq > last_seq
         ]
-        refused = [(seq, reason) for seq, reason in batch.rejected if seq > run.last_seq]
+        refused = [(seq, reason) for seq, reason in batch.rejected if seq > last_seq]
         values: dict[str, Any] = {"heartbeat_at": time.time()}
+        applier = _Applier(conn, db, run, batch.encoded, writer)
         if fresh:
-            values.update(_Applier(conn, db, run, batch.encoded).apply(fresh))
+            values.update(applier.apply(fresh))
         if refused:
             _rejections.store(conn, db.is_sqlite, run.id, refused)
-        if batch.last_seq > run.last_seq:
-            values["last_seq"] = batch.last_seq
+        if batch.last_seq > last_seq:
+            last_seq = batch.last_seq
+            target = values if writer is None else applier.writer_values
+            target["last_seq"] = last_seq
         conn.execute(update(s.runs).where(s.runs.c.id == run.id).values(**values))
-        return Outcome(int(values.get("last_seq", run.last_seq)), refused)
+        if writer is not None:
+            _writers.save(conn, run.id, batch.writer, applier.writer_values)
+        return Outcome(last_seq, refused)
 
 
 def _lock_run(
@@ -221,11 +240,20 @@ class _Applier:
     """Folds fresh, checked records into column values and history rows for one run."""
 
     def __init__(
-        self, conn: Connection, db: Database, run: Row[Any], encoded: dict[int, Encoded]
+        self,
+        conn: Connection,
+        db: Database,
+        run: Row[Any],
+        encoded: dict[int, Encoded],
+        writer: Row[Any] | None = None,
     ) -> None:
         self.conn, self.db, self.run, self.encoded = conn, db, run, encoded
         self.values: dict[str, Any] = {}
         self.points = BatchPoints()  # this batch's history, in seq order
+        self.writer = writer  # a labelled writer's row; None: the run's unlabelled writer
+        self.writer_values: dict[str, Any] = {}
+        self.primary = writer is None or bool(writer.is_primary)
+        self.writer_step: int | None = None if writer is None else writer.last_step
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -249,8 +277,10 @@ class _Applier:
         if self.points:
             self._write_history()
         kinds = {r.kind for r in records}
-        if self.run.state == "crashed" and p.FINISH not in kinds:
+        if self.primary and self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
+        if self.writer is not None and self.writer_step != self.writer.last_step:
+            self.writer_values["last_step"] = self.writer_step
         return self._finish_values()
 
     def _finish_values(self) -> dict[str, Any]:
@@ -271,6 +301,20 @@ class _Applier:
         self.config.update(data)
 
     def _run_start(self, r: p.RunStart) -> None:
+        if self.writer is not None:
+            self.primary = bool(r.primary)
+            self.writer_values.update(
+                is_primary=self.primary,
+                state="running",
+                host=r.host,
+                pid=r.pid,
+                started_at=r.start_time,
+                finished_at=None,
+                exit_code=None,
+            )
+        if not self.primary:  # a secondary writer adds its config; the run stays the primary's
+            self._merge_config(r.config or {})
+            return
         self.values.update(
             name=r.name or self.run.run_id,
             run_group=r.group,
@@ -300,6 +344,8 @@ class _Applier:
         self.summary_changed = True
         if self.last_step is None or r.step > self.last_step:
             self.last_step = r.step
+        if self.writer is not None and (self.writer_step is None or r.step > self.writer_step):
+            self.writer_step = r.step
 
     def _columns(self, r: HistoryColumns) -> None:
         self.points.add_columns(r)
@@ -312,6 +358,8 @@ class _Applier:
         top = int(r.rows.step.max())
         if self.last_step is None or top > self.last_step:
             self.last_step = top
+        if self.writer is not None and (self.writer_step is None or top > self.writer_step):
+            self.writer_step = top
 
     def _write_history(self) -> None:
         """The batch's points, key by key, appended to (or merged into) the key's blocks."""
@@ -355,4 +403,8 @@ class _Applier:
 
     def _finish(self, r: p.Finish) -> None:
         finished_at = float(r.time) if r.time is not None else time.time()
-        self.values.update(state=r.state, exit_code=r.exit_code, finished_at=finished_at)
+        ended = {"state": r.state, "exit_code": r.exit_code, "finished_at": finished_at}
+        if self.writer is not None:
+            self.writer_values.update(ended)
+        if self.primary:
+            self.values.update(ended)

@@ -201,6 +201,23 @@ _V6_HISTORY_BLOCKS_AND_RUN_JSON = (
     "DROP TABLE history",
 )
 
+_V8_RUN_WRITERS = (
+    # the writers of a shared run (issue 11): each labelled writer's own seqs and state
+    """CREATE TABLE run_writers (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        writer TEXT NOT NULL,
+        is_primary BOOLEAN NOT NULL,
+        state TEXT NOT NULL,
+        host TEXT,
+        pid BIGINT,
+        last_seq BIGINT NOT NULL,
+        last_step BIGINT,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        exit_code BIGINT,
+        PRIMARY KEY (run_pk, writer)) {without_rowid}""",
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -213,6 +230,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     5: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     6: _V6_HISTORY_BLOCKS_AND_RUN_JSON,
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
+    8: _V8_RUN_WRITERS,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

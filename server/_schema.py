@@ -207,3 +207,19 @@ run_media = Table(  # migration 5
     Column("step", BigInteger, primary_key=True),
     Column("value", Text, nullable=False),  # JSON
 )
+
+run_writers = Table(  # migration 8: the labelled writers of a shared run, see _writers
+    "run_writers",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("writer", Text, primary_key=True),
+    Column("is_primary", Boolean, nullable=False),
+    Column("state", Text, nullable=False),  # running | finished | failed | crashed
+    Column("host", Text),
+    Column("pid", BigInteger),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_step", BigInteger),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+    Column("exit_code", BigInteger),
+)

@@ -3,7 +3,9 @@
 A msgpack map ``{"v": 1, "entity": str | nil, "project": str, "run_id": str, "records":
 [record, ...]}`` whose records are the run log's own record bytes (:mod:`.records`), in
 increasing ``seq`` order, all of one run: the uploader copies them from disk without
-decoding them. A body without ``v`` is version 1.
+decoding them. A body without ``v`` is version 1. An optional ``"writer": str`` names the
+writer of a shared run whose log the records come from (absent or ``""``: the run's only or
+unlabelled writer); the server keeps each writer's seqs apart.
 
 Version 2 (``"v": 2``) is version 1 plus columnar elements: an element of ``records`` may be
 a msgpack map holding a stretch of plain History records as arrays (:mod:`.columns`), in
@@ -43,6 +45,7 @@ class IngestBody:
     run_id: Any
     records: list[Any]
     version: int = 1  # 2: ``records`` may hold columnar elements
+    writer: Any = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +80,20 @@ def decode_answer(doc: Any) -> IngestAnswer | None:
 
 
 def encode_body(
-    entity: str | None, project: str, run_id: str, payloads: list[bytes], version: int = 1
+    entity: str | None,
+    project: str,
+    run_id: str,
+    payloads: list[bytes],
+    version: int = 1,
+    writer: str = "",
 ) -> bytes:
     """The ingest request body around already-encoded records (and, in ``version`` 2,
     encoded columnar elements)."""
     packer = msgpack.Packer(use_bin_type=True)
-    head = [packer.pack_map_header(5), packer.pack("v"), packer.pack(version)]
-    for key, value in (("entity", entity), ("project", project), ("run_id", run_id)):
+    fields: list[tuple[str, object]] = [("entity", entity), ("project", project)]
+    fields += [("run_id", run_id)] + ([("writer", writer)] if writer else [])
+    head = [packer.pack_map_header(2 + len(fields)), packer.pack("v"), packer.pack(version)]
+    for key, value in fields:
         head += [packer.pack(key), packer.pack(value)]
     head += [packer.pack("records"), packer.pack_array_header(len(payloads))]
     return b"".join(head) + b"".join(payloads)
@@ -121,5 +131,10 @@ def decode_body(body: bytes) -> IngestBody:
             f"ingest body version {version!r} is not one of {VERSIONS}; upgrade the server"
         )
     return IngestBody(
-        doc.get("entity"), doc.get("project"), doc.get("run_id"), doc["records"], version
+        doc.get("entity"),
+        doc.get("project"),
+        doc.get("run_id"),
+        doc["records"],
+        version,
+        doc.get("writer", ""),
     )

@@ -15,7 +15,8 @@ reaches the socket::
                     until the new daemon holds daemon.lock
     uploads/        one entry per run with data still to upload (see ``upload_state``)
 
-A run directory (``<TRACKD_DIR>/run-<time>-<id>``, or ``offline-run-...``)::
+A run directory (``<TRACKD_DIR>/run-<time>-<id>``, or ``offline-run-...``; a labelled writer
+of a shared run writes its own log in ``run-<time>-<id>@<writer>``)::
 
     run.trackd      the run log (see ``runlog``)
     spill-<pid>.trackd
@@ -70,15 +71,24 @@ def spill_path(run_dir: str | Path, pid: int) -> Path:
     return Path(run_dir) / f"spill-{pid}.trackd"
 
 
-def run_dir_name(prefix: str, stamp: str, run_id: str) -> str:
-    """``run-20261124_101500-k3x9q2ma``: the name of a new run directory."""
-    return f"{prefix}-{stamp}-{run_id}"
+def stream_key(run_id: str, writer: str = "") -> str:
+    """What names one writer's log of a run in the daemon (its slot, its upload entry):
+    the run id for the only (or unlabelled) writer, ``<run id>@<writer>`` for a labelled
+    one (``@`` is in neither a run id nor a label)."""
+    return f"{run_id}@{writer}" if writer else run_id
 
 
-def is_run_dir_of(name: str, run_id: str) -> bool:
-    """Whether a directory called ``name`` holds run ``run_id`` (not ``exp-1`` for ``1``)."""
+def run_dir_name(prefix: str, stamp: str, run_id: str, writer: str = "") -> str:
+    """``run-20261124_101500-k3x9q2ma`` (``...-k3x9q2ma@rank-3`` for a labelled writer):
+    the name of a new run directory."""
+    return f"{prefix}-{stamp}-{stream_key(run_id, writer)}"
+
+
+def is_run_dir_of(name: str, run_id: str, writer: str = "") -> bool:
+    """Whether a directory called ``name`` holds writer ``writer``'s log of run ``run_id``
+    (not ``exp-1`` for ``1``, nor another writer's)."""
     for prefix in RUN_DIR_PREFIXES:
         if name.startswith(prefix + "-"):
             stamp, sep, rest = name[len(prefix) + 1 :].partition("-")
-            return bool(sep) and rest == run_id
+            return bool(sep) and rest == stream_key(run_id, writer)
     return False

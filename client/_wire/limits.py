@@ -16,7 +16,8 @@ database). Both import them from here, so the two checks cannot drift apart.
 - one encoded record: at most ``MAX_RECORD_BYTES`` (the server's ingest body limit is
   larger, so a single record always fits a batch);
 - entity, user, team and project names: ``NAME_RULE``;
-- run ids: ``RUN_ID_RULE`` (they become directory names and URL parts).
+- run ids: ``RUN_ID_RULE`` (they become directory names and URL parts);
+- writer labels of a shared run: ``WRITER_RULE`` (they become part of directory names).
 
 Version 1 of these rules.
 """
@@ -38,6 +39,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RUN_ID_RULE = "1-64 letters, digits, '-' or '_'"
+WRITER_RULE = "'' (the run's only writer) or 1-64 letters, digits, '-' or '_'"
 
 
 def utf8_size(value: str) -> int:
@@ -67,3 +69,8 @@ def valid_name(name: object) -> TypeGuard[str]:
 def valid_run_id(run_id: object) -> TypeGuard[str]:
     """A run id (see ``RUN_ID_RULE``)."""
     return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None
+
+
+def valid_writer(writer: object) -> TypeGuard[str]:
+    """A writer label of a shared run (see ``WRITER_RULE``): ``""`` or like a run id."""
+    return writer == "" or valid_run_id(writer)

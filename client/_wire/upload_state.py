@@ -9,7 +9,9 @@
   already has, so resuming a little early is harmless).
 - ``<daemon dir>/uploads/<run_id>.json`` (:class:`Registration`, mode 0600: it holds the
   API key): a run with data still to upload, where its log lives and where it goes. A new
-  daemon picks these up at start; the entry goes once the run is finished and uploaded.
+  daemon picks these up at start; the entry goes once the run is finished and uploaded. A
+  labelled writer of a shared run has its own entry, ``<run_id>@<writer>.json``, whose
+  ``writer`` names it (absent: ``""``).
 
 Both files carry ``"v": 1``; a file without ``v`` is version 1.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from . import records as r
 from .jsonfile import read_json, write_json
-from .layout import PROGRESS_NAME, UPLOADS_DIR
+from .layout import PROGRESS_NAME, UPLOADS_DIR, stream_key
 
 STATE_VERSION = 1
 MAX_REJECTED = 100
@@ -47,6 +49,7 @@ class Registration:
     run_id: str
     run_dir: Path
     target: r.UploadTarget
+    writer: str = ""
 
 
 def load_progress(run_dir: Path) -> Progress:
@@ -76,15 +79,20 @@ def save_progress(run_dir: Path, progress: Progress) -> None:
     write_json(run_dir / PROGRESS_NAME, doc, 0o600)
 
 
-def register(daemon_dir: Path, run_id: str, run_dir: Path, target: r.UploadTarget) -> None:
+def register(
+    daemon_dir: Path, run_id: str, run_dir: Path, target: r.UploadTarget, writer: str = ""
+) -> None:
     folder = daemon_dir / UPLOADS_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
     entry = {"v": STATE_VERSION, "run_id": run_id, "run_dir": str(run_dir), "target": list(target)}
-    write_json(folder / f"{run_id}.json", entry)
+    if writer:
+        entry["writer"] = writer
+    write_json(folder / f"{stream_key(run_id, writer)}.json", entry)
 
 
-def unregister(daemon_dir: Path, run_id: str) -> None:
-    (daemon_dir / UPLOADS_DIR / f"{run_id}.json").unlink(missing_ok=True)
+def unregister(daemon_dir: Path, key: str) -> None:
+    """Forget the entry of ``key`` (a run id, or ``<run_id>@<writer>``)."""
+    (daemon_dir / UPLOADS_DIR / f"{key}.json").unlink(missing_ok=True)
 
 
 def registered(daemon_dir: Path) -> list[Registration]:
@@ -95,7 +103,8 @@ def registered(daemon_dir: Path) -> list[Registration]:
         try:
             assert entry is not None
             target = r.UploadTarget(*entry["target"])
-            out.append(Registration(str(entry["run_id"]), Path(entry["run_dir"]), target))
+            writer = str(entry.get("writer") or "")
+            out.append(Registration(str(entry["run_id"]), Path(entry["run_dir"]), target, writer))
         except (AssertionError, KeyError, TypeError):
             continue
     return out

@@ -1,0 +1,376 @@
+"""Distributed training end to end: shared runs, ranks, forks. Real training processes
+(``torch.distributed`` with gloo on CPU where it says so), real daemons, a real server in a
+subprocess on SQLite and on PostgreSQL; everything is read back through the read API.
+
+Sizes: ``N`` records per rank (2,000; 20,000 with ``TRACKD_SCALE=full``). The servers are
+started once for the module (each test writes its own project): the shared-run test runs
+on SQLite and on PostgreSQL, the torch and fork tests (whose server side is the same) on
+SQLite, and on PostgreSQL too with ``TRACKD_SCALE=full``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trackd
+
+from tests._support.postgres import PostgresCluster
+from tests._support.procs import wait_for
+from tests._support.server import ServerProcess, free_port, running_server
+from tests.e2e.conftest import Remote
+
+FULL = os.environ.get("TRACKD_SCALE") == "full"
+N = 20_000 if FULL else 2_000
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", POSTGRES])
+DATABASES = pytest.mark.parametrize("db", ["sqlite", POSTGRES] if FULL else ["sqlite"])
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with running_server(tmp_path_factory.mktemp("sqlite") / "server") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_server(
+    pg_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    url = pg_cluster.fresh_url()
+    with running_server(tmp_path_factory.mktemp("pg") / "server", db=url) as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(db: str, request: pytest.FixtureRequest) -> ServerProcess:
+    """The module's server on the database the test is parametrized with."""
+    server: ServerProcess = request.getfixturevalue(f"{db}_server")
+    return server
+
+
+def _online(monkeypatch: pytest.MonkeyPatch, server: ServerProcess) -> None:
+    monkeypatch.setenv("TRACKD_BASE_URL", server.url)
+    monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
+    monkeypatch.setenv("TRACKD_BATCH_SECONDS", "0.2")
+
+
+def _start(code: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    script = tmp_path / f"script_{time.monotonic_ns()}.py"
+    script.write_text(textwrap.dedent(code))
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+def _done(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err}"
+    return out
+
+
+def _series(remote: Remote, project: str, run_id: str, key: str) -> dict[int, Any]:
+    rows = remote.get(f"/runs/admin/{project}/{run_id}/history?keys={key}")
+    return {row["_step"]: row[key] for row in rows if key in row}
+
+
+def _writers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["label"]: w for w in doc["writers"]}
+
+
+WRITER = """
+import sys, time, trackd
+label, primary, n = {label!r}, {primary!r}, {n}
+run = trackd.init(project="shared", id="job1", writer=label, primary=primary,
+                  config={{label: True}})
+base = int(label.split("-")[1]) * 10_000_000
+for i in range(n):
+    run.log({{label + "/x": base + i, "all/i": i}})
+if {crash!r}:
+    assert run._transport.wait_durable(run._stream, run._seq, 30)  # all of it at the daemon
+    print("logged", flush=True)
+    time.sleep(3600)  # until killed
+run.summary[label] = "done"
+trackd.finish()
+"""
+
+
+REJOIN = """
+import os, trackd
+from trackd._wire import records as p
+from trackd._wire.runlog import scan
+run = trackd.init(project="shared", id="job1", writer="rank-1")
+run.log({"rank-1/again": 1})
+trackd.finish()
+seqs = [p.decode(x).seq for x in scan(os.path.join(run.dir, "run.trackd")).payloads]
+print(seqs[0], seqs[-1], run.step - 1)
+"""
+
+SAME_LABEL = """
+import trackd
+from trackd.errors import UsageError
+try:
+    trackd.init(project="shared", id="job1", writer="rank-2")
+except UsageError as exc:
+    print("refused:", exc)
+"""
+
+
+@BOTH_DATABASES
+def test_a_shared_run_from_three_processes_and_two_daemons(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """rank-0 (primary) and rank-2 write through one daemon, rank-1 through another daemon
+    (another daemon directory: another machine); rank-2 is killed with kill -9 once its
+    records are at the daemon. Each writer's records read back exactly; rank-2 reads as
+    crashed, the run as finished (its primary finished). A fourth process that takes
+    rank-2's label while rank-2 lives is refused."""
+    _online(monkeypatch, upstream)
+    other_daemon = tempfile.mkdtemp(prefix="trkd-b-")
+    try:
+        killed = _start(WRITER.format(label="rank-2", primary=False, n=N, crash=True), tmp_path)
+        assert killed.stdout is not None and killed.stdout.readline().strip() == "logged"
+        same_label = _start(SAME_LABEL, tmp_path)
+        second = _start(
+            WRITER.format(label="rank-1", primary=False, n=N, crash=False),
+            tmp_path,
+            {"TRACKD_DAEMON_DIR": other_daemon},
+        )
+        first = _start(WRITER.format(label="rank-0", primary=True, n=N, crash=False), tmp_path)
+        out = _done(same_label)  # while rank-2 lives
+        assert "refused:" in out and "being written by another live process" in out
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.communicate(timeout=10)
+        _done(first)
+        _done(second)
+
+        def crashed() -> dict[str, Any] | None:
+            doc = remote.run("shared", "job1")
+            ended = doc is not None and _writers(doc).get("rank-2", {}).get("state") == "crashed"
+            return doc if ended else None
+
+        doc = wait_for(crashed, 30, "rank-2 to read as crashed")
+        # rank-1 starts again on a third "machine": it continues its own seqs and steps
+        third_daemon = tempfile.mkdtemp(prefix="trkd-c-")
+        again = _start(REJOIN, tmp_path, {"TRACKD_DAEMON_DIR": third_daemon})
+        # its new log's seqs follow the N + 3 the server holds (RunStart, N rows, Summary,
+        # Finish), its steps the N it logged
+        first_seq, last_seq, step = map(int, _done(again).split())
+        assert (first_seq, step) == (N + 4, N)
+        _kill_daemon(third_daemon)
+    finally:
+        _kill_daemon(other_daemon)
+    assert doc["state"] == "finished"
+    writers = _writers(doc)
+    assert {w: writers[w]["state"] for w in writers} == {
+        "rank-0": "finished",
+        "rank-1": "finished",
+        "rank-2": "crashed",
+    }
+    assert writers["rank-0"]["primary"] and not writers["rank-1"]["primary"]
+    assert doc["config"] == {"rank-0": True, "rank-1": True, "rank-2": True}
+    assert doc["summary"]["rank-0"] == "done" and doc["summary"]["rank-1"] == "done"
+    for rank in range(3):
+        base = rank * 10_000_000
+        assert _series(remote, "shared", "job1", f"rank-{rank}/x") == {
+            i: base + i for i in range(N)
+        }
+    assert _series(remote, "shared", "job1", "all/i") == {i: i for i in range(N)}
+    doc = remote.run("shared", "job1")
+    assert doc is not None and _writers(doc)["rank-1"]["last_seq"] == last_seq
+    assert _series(remote, "shared", "job1", "rank-1/again") == {N: 1}
+    assert _series(remote, "shared", "job1", "rank-1/x")[N - 1] == 10_000_000 + N - 1
+
+
+def _kill_daemon(path: str) -> None:
+    try:
+        os.kill(int((Path(path) / "daemon.pid").read_text()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
+RANK = """
+import json, os, sys
+import torch.distributed as dist
+import trackd
+
+dist.init_process_group("gloo")
+rank, n = dist.get_rank(), {n}
+ids = {{}}
+for organise in ("shared", "group", "rank0"):
+    run = trackd.init_distributed(organise, project="dist", config={{"organise": organise}})
+    ids[organise] = run.id
+    key = "rank-%d/x" % rank if organise == "shared" else "x"
+    for i in range(n):
+        run.log({{key: rank * 1_000_000 + i}})
+    run.finish()
+    dist.barrier()
+print(json.dumps({{"rank": rank, "ids": ids}}), flush=True)
+dist.destroy_process_group()
+"""
+
+
+def _torch_ranks(tmp_path: Path, code: str, world: int) -> list[dict[str, Any]]:
+    port = str(free_port())
+    procs = []
+    for rank in range(world):
+        env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world)}
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(_start(code, tmp_path, env))
+    return [json.loads(_done(proc, 240).strip().splitlines()[-1]) for proc in procs]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.slow
+@DATABASES
+def test_torch_distributed_four_ranks_in_every_organisation(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """4 gloo ranks, each logging N records: into one shared run (one writer per rank, the
+    run id broadcast from rank 0), into a run per rank tied by group and job type, and
+    from rank 0 only (the other ranks' runs are disabled: nothing of theirs lands)."""
+    _online(monkeypatch, upstream)
+    world = 4
+    results = sorted(_torch_ranks(tmp_path, RANK.format(n=N), world), key=lambda r: r["rank"])
+    shared = {r["ids"]["shared"] for r in results}
+    assert len(shared) == 1  # every rank got rank 0's id
+    shared_id = shared.pop()
+    doc = remote.run("dist", shared_id)
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: w["state"] for w in doc["writers"]} == {
+        f"rank-{r}": "finished" for r in range(world)
+    }
+    for r in range(world):
+        expect = {i: r * 1_000_000 + i for i in range(N)}
+        assert _series(remote, "dist", shared_id, f"rank-{r}/x") == expect
+        group_run = results[r]["ids"]["group"]
+        group_doc = remote.run("dist", group_run)
+        assert group_doc is not None and group_doc["state"] == "finished"
+        assert group_doc["job_type"] == f"rank-{r}" and group_doc["writers"] == []
+        assert group_run == f"{group_doc['group']}-rank-{r}"
+        assert group_doc["group"] == results[0]["ids"]["group"].rsplit("-rank-", 1)[0]
+        assert _series(remote, "dist", group_run, "x") == expect
+    only = results[0]["ids"]["rank0"]
+    assert _series(remote, "dist", only, "x") == {i: i for i in range(N)}
+    listed = remote.get("/entities/admin/projects/dist/runs")["runs"]
+    assert len(listed) == 1 + world + 1  # disabled ranks created nothing
+    assert all(remote.run("dist", r["ids"]["rank0"]) is None for r in results[1:])
+
+
+FORKS = """
+import multiprocessing as mp, sys
+import trackd
+from trackd.errors import UsageError
+
+N = {n}
+
+class Rows:  # a map-style dataset; torch is imported by the parent only (spawn is quicker)
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        try:
+            trackd.log({{"worker/x": i}})  # the parent's run: refused in a forked worker
+        except UsageError:
+            return [i, 1]
+        return [i, 0]
+
+def child(label):
+    run = trackd.init(project="forks", id="fk", writer=label)
+    for i in range(N):
+        run.log({{label + "/x": i}})
+    trackd.finish()
+
+if __name__ == "__main__":
+    import torch
+    from torch.utils.data import DataLoader
+    run = trackd.init(project="forks", id="fk", writer="main", primary=True)
+    refused = seen = 0
+    for epoch in range(2):
+        loader = DataLoader(Rows(), batch_size=8, num_workers=2, multiprocessing_context="fork")
+        for batch in loader:
+            for i, was_refused in torch.stack(batch, 1).tolist():
+                refused += was_refused
+                seen += 1
+                run.log({{"main/x": epoch * 64 + i}})
+    for method in ("fork", "spawn"):
+        proc = mp.get_context(method).Process(target=child, args=(method,))
+        proc.start()
+        proc.join(120)
+        assert proc.exitcode == 0, (method, proc.exitcode)
+    for i in range(N):
+        run.log({{"main/y": i}})
+    trackd.finish()
+    print(refused, seen, flush=True)
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.slow
+@DATABASES
+def test_forking_dataloader_and_multiprocessing_children(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A DataLoader with 2 forking workers (twice) never writes into its parent's stream
+    (each worker's log() is refused), and children started with fork and with spawn each
+    write the shared run as their own writer: every stream reads back exactly."""
+    _online(monkeypatch, upstream)
+    out = _done(_start(FORKS.format(n=N), tmp_path), 200)
+    refused, seen = map(int, out.split())
+    assert (refused, seen) == (128, 128)
+    doc = remote.run("forks", "fk")
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: w["state"] for w in doc["writers"]} == {
+        "main": "finished",
+        "fork": "finished",
+        "spawn": "finished",
+    }
+    main_x = _series(remote, "forks", "fk", "main/x")
+    assert sorted(main_x.values()) == sorted(e * 64 + i for e in range(2) for i in range(64))
+    assert _series(remote, "forks", "fk", "main/y") == {128 + i: i for i in range(N)}
+    for label in ("fork", "spawn"):
+        assert _series(remote, "forks", "fk", f"{label}/x") == {i: i for i in range(N)}
+    assert _series(remote, "forks", "fk", "worker/x") == {}
+
+
+@DATABASES
+def test_trackd_sync_uploads_each_offline_writer_of_a_shared_run(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Offline writers of one run, then ``trackd sync``: each log lands as its own writer
+    (the daemon reads the label from the log), each exactly once, twice synced."""
+    for rank in range(2):
+        run = trackd.init(project="offsync", id="off1", writer=f"rank-{rank}", primary=rank == 0)
+        for i in range(500):
+            run.log({f"rank-{rank}/x": i * (rank + 1)})
+        run.finish()
+    _online(monkeypatch, upstream)
+    for _ in range(2):  # a second sync finds nothing to do and doubles nothing
+        result = subprocess.run(
+            [sys.executable, "-m", "trackd", "sync"], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+    doc = remote.run("offsync", "off1")
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: (w["state"], w["last_seq"]) for w in doc["writers"]} == {
+        "rank-0": ("finished", 502),
+        "rank-1": ("finished", 502),
+    }
+    for rank in range(2):
+        got = _series(remote, "offsync", "off1", f"rank-{rank}/x")
+        assert got == {i: i * (rank + 1) for i in range(500)}
