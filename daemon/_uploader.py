@@ -428,9 +428,7 @@ class Uploader:
         elements = columns.build(batch.payloads) if job.columnar else batch.payloads
         batch.columnar = len(elements) != len(batch.payloads)  # an element takes >= 8 records
         version = 2 if batch.columnar else 1
-        return encode_body(
-            target.entity, target.project, job.run_id, elements, version, job.writer
-        )
+        return encode_body(target.entity, target.project, job.run_id, elements, version, job.writer)
 
     def _post_batch(self, job: UploadJob, batch: Batch) -> int:
         """Post ``batch`` from the sender thread, reading the next one ahead meanwhile."""

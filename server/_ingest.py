@@ -205,9 +205,7 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
         writer = _writers.lock(db, conn, run.id, batch.writer) if batch.writer else None
         last_seq = int(writer.last_seq if writer is not None else run.last_seq)
         fresh = [
-            r.after(last_seq) if r.kind == COLUMNS else r
-            for r in batch.records
-            if r.seq > last_seq
+            r.after(last_seq) if r.kind == COLUMNS else r for r in batch.records if r.seq > last_seq
         ]
         refused = [(seq, reason) for seq, reason in batch.rejected if seq > last_seq]
         values: dict[str, Any] = {"heartbeat_at": time.time()}

@@ -45,7 +45,9 @@ def _post(client: httpx.Client, run_id: str, writer: str, records: list[Any]) ->
 
 def test_the_envelope_carries_the_writer() -> None:
     payloads = [p.encode(run_start("e1"))]
-    assert decode_body(encode_body(None, "proj", "e1", payloads, writer="rank-3")).writer == "rank-3"
+    assert (
+        decode_body(encode_body(None, "proj", "e1", payloads, writer="rank-3")).writer == "rank-3"
+    )
     plain = encode_body(None, "proj", "e1", payloads)
     assert b"writer" not in plain and decode_body(plain).writer == ""
 
