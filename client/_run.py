@@ -21,9 +21,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import _save
+from . import _environment, _save
 from ._config import Config
 from ._names import check_run_text, check_tags
+from ._side_records import SideRecords
 from ._transport import Stream, Transport
 from ._values import check_ints, check_key, check_log_data, log_value, summary_row
 from ._wire import media
@@ -208,6 +209,7 @@ class Run:
         self._on_finished: Callable[[Run], None] | None = None
         self._saves: list[_save.SaveRequest] = []
         self._finish_hooks: list[Callable[[Run], None]] = []  # e.g. watch() removes its hooks
+        self._side: SideRecords | None = None  # console output, system samples, env files
 
     name = _MetaField()
     notes = _MetaField()
@@ -216,7 +218,11 @@ class Run:
     job_type = _MetaField()
 
     # -- lifecycle ----------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(
+        self, console: bool = False, system: bool = False, git: _environment.Git | None = None
+    ) -> None:
+        """Attach (unless attached already), send the RunStart, and start what runs beside
+        the script: console capture, system samples, the environment files (with ``git``)."""
         if self._transport is not None and self._stream is None:
             attach = p.Attach(
                 p.ATTACH,
@@ -233,6 +239,12 @@ class Run:
             self._send = self._transport.send
             self._emit_record(self._meta)
         self.config._set_callback(self._send_config)
+        if self._stream is not None:
+            self._side = SideRecords(self, console, system)
+            self._stream.on_sample = self._side.on_sample
+            self._stream.on_turn = self._side.on_turn
+            if git is not None:
+                self._side.save_environment(git)
 
     @property
     def step(self) -> int:
@@ -242,6 +254,9 @@ class Run:
     @property
     def state(self) -> str:
         return self._state.value
+
+    def _is_running(self) -> bool:
+        return self._state is RunState.RUNNING
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -485,6 +500,8 @@ class Run:
         Calling it again does nothing. ``exit_code`` other than 0 marks the run failed.
         """
         code = self._exit_code if exit_code is None else check_exit_code(exit_code)
+        if self._side is not None and self._state is RunState.RUNNING:
+            self._side.close()  # outside the lock: it waits for a thread that takes it
         with self._lock:
             if self._state is not RunState.RUNNING:
                 return

@@ -30,7 +30,16 @@ from trackd._wire import records as p
 from trackd._wire.ingest import decode_body
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _blocks, _rejections, _rich_values, _run_blobs, _run_json, _runs
+from . import (
+    _blocks,
+    _console,
+    _rejections,
+    _rich_values,
+    _run_blobs,
+    _run_json,
+    _runs,
+    _system_stats,
+)
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
@@ -40,7 +49,10 @@ from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
 _ABSENT = object()  # a key a History row does not hold
-_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
+_STORED = (
+    "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File, Output, "
+    "SystemStats"
+)
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
 Encoded = dict[str, StoredValue]  # a History's list and map values, encoded while checking
@@ -193,6 +205,8 @@ class _Applier:
         self.values: dict[str, Any] = {}
         self.rows: list[p.History] = []  # this batch's History records, in seq order
         self.keys: dict[str, None] = {}  # their keys, in the order first seen
+        self.outputs: list[p.Output] = []  # console lines
+        self.system: list[p.SystemStats] = []  # system metrics, on their own axis
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -208,12 +222,19 @@ class _Applier:
             p.FINISH: self._finish,
             p.RUN_UPDATE: self._run_update,
             p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
+            p.OUTPUT: self.outputs.append,
+            p.SYSTEM_STATS: self.system.append,
         }
         for record in records:
             handlers[record.kind](record)
         _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
         if self.rows:
-            self._write_history()
+            self._write_history(self.rows, self.keys)
+        if self.outputs:
+            _console.store(self.conn, self.run.id, self.outputs)
+        if self.system:
+            rows = _system_stats.as_rows(self.conn, self.run.id, self.system)
+            self._write_history(rows, dict.fromkeys(k for r in rows for k in r.data))
         kinds = {r.kind for r in records}
         if self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
@@ -250,6 +271,8 @@ class _Applier:
             finished_at=None,
             exit_code=None,
         )
+        if r.environment:
+            self.values["environment"] = _run_json.to_json_text(r.environment)
         self._merge_config(r.config or {})
 
     def _run_update(self, r: p.RunUpdate) -> None:
@@ -268,17 +291,17 @@ class _Applier:
         if self.last_step is None or r.step > self.last_step:
             self.last_step = r.step
 
-    def _write_history(self) -> None:
-        """The batch's points, key by key, appended to (or merged into) the key's blocks.
+    def _write_history(self, history: list[p.History], keys: dict[str, None]) -> None:
+        """The rows' points, key by key, appended to (or merged into) the key's blocks.
 
         Rows are turned into columns one key at a time (a list comprehension per key is far
         cheaper than touching each value in a Python loop)."""
         tails = self._key_tails()
         writer = BlockWriter(self.conn, self.run.id)
-        datas = [r.data for r in self.rows]
-        steps = [r.step for r in self.rows]
-        times = [float(r.time) for r in self.rows]
-        for key in self.keys:
+        datas = [r.data for r in history]
+        steps = [r.step for r in history]
+        times = [float(r.time) for r in history]
+        for key in keys:
             values = [d.get(key, _ABSENT) for d in datas]
             if any(v is _ABSENT for v in values):
                 keep = [i for i, v in enumerate(values) if v is not _ABSENT]

@@ -1,0 +1,161 @@
+"""Console capture: what the script prints to ``sys.stdout``/``sys.stderr`` goes to the run too.
+
+Each stream is replaced by a :class:`Tee` that writes to the stream it replaced first (the user
+sees the same output, in a terminal and in Jupyter, where the stream is ipykernel's) and then
+appends the text to a :class:`Capture` buffer: one list append under a small lock, nothing
+else on the caller's thread. The transport's I/O thread drains the buffer (:meth:`Capture.take`)
+into complete lines, collapses ``\\r``-driven progress bars (tqdm) to their last state, and
+the run stores them as ``Output`` records, promptly, so what was printed up to a ``kill -9``
+is in the run log.
+
+Python-level only: output that C extensions or subprocesses write straight to file
+descriptors 1 and 2 is not captured. Capturing at the descriptor level takes a pipe and a
+reader thread between the process and its terminal, which changes what the user sees when
+the process dies (the last output is lost with the reader) and fights other tools that
+redirect the descriptors (pytest, Jupyter); the Python streams carry what scripts print.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+MAX_LINE_CHARS = 64 * 1024  # a longer line is cut into pieces of this size
+MAX_RECORD_CHARS = 200_000  # text in one Output record (well under the 1 MiB string rule)
+MAX_PENDING_CHARS = 8 << 20  # printed faster than the I/O thread drains: the rest is dropped
+STREAMS = ("stdout", "stderr")
+
+
+def collapse(line: str) -> str:
+    """A line as a terminal leaves it after ``\\r`` rewrote it: its last ``\\r`` segment."""
+    line = line.rstrip("\r")
+    cut = line.rfind("\r")
+    return line if cut < 0 else line[cut + 1 :]
+
+
+def _clean(text: str) -> str:
+    """Text the server stores: no NUL, no lone surrogates."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+class Lines:
+    """Splits one stream's text into complete, collapsed lines; keeps the unfinished one."""
+
+    __slots__ = ("partial",)
+
+    def __init__(self) -> None:
+        self.partial = ""
+
+    def feed(self, text: str) -> list[str]:
+        parts = (self.partial + text).split("\n")
+        tail = parts.pop()
+        cut = tail.rfind("\r", 0, max(0, len(tail) - 1))  # keep only the bar's last state
+        self.partial = tail if cut < 0 else tail[cut + 1 :]
+        lines = [collapse(part) for part in parts]
+        while len(self.partial) > MAX_LINE_CHARS:
+            lines.append(self.partial[:MAX_LINE_CHARS])
+            self.partial = self.partial[MAX_LINE_CHARS:]
+        return lines
+
+    def rest(self) -> list[str]:
+        """The unfinished line as a line of its own (at the end of the run)."""
+        line, self.partial = collapse(self.partial), ""
+        return [line] if line else []
+
+
+class Capture:
+    """Text written to the tees of one run, waiting for the I/O thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.active = True
+        self._lock = threading.Lock()
+        self._chunks: list[tuple[float, str, str]] = []
+        self._pending = 0
+        self.dropped = 0
+        self._lines = {name: Lines() for name in STREAMS}
+
+    def append(self, stream: str, text: str) -> None:
+        """Called on the printing thread: one append."""
+        if not self.active or os.getpid() != self.pid:
+            return  # finished, or a forked child printing: never buffered for nobody
+        with self._lock:
+            if self._pending > MAX_PENDING_CHARS:
+                self.dropped += len(text)
+                return
+            self._pending += len(text)
+            self._chunks.append((time.time(), stream, text))
+
+    def take(self, final: bool = False) -> list[tuple[float, str, str]]:
+        """``(time, stream, text)`` for each run of complete lines of one stream, in the
+        order printed; ``final`` also ends each stream's unfinished line."""
+        if not self._chunks and not final:
+            return []
+        with self._lock:
+            chunks, self._chunks, self._pending = self._chunks, [], 0
+        out: list[tuple[float, str, list[str]]] = []
+        for when, stream, text in chunks:
+            lines = self._lines[stream].feed(text)
+            if lines:
+                _add(out, when, stream, lines)
+        if final:
+            for stream, buffer in self._lines.items():
+                _add(out, time.time(), stream, buffer.rest())
+        return [(when, stream, _clean("\n".join(lines))) for when, stream, lines in out if lines]
+
+
+def _add(out: list[tuple[float, str, list[str]]], when: float, stream: str, lines: list[str]):
+    """Join ``lines`` to the last group when it is the same stream and has room."""
+    if not lines:
+        return
+    if out and out[-1][1] == stream and sum(map(len, out[-1][2])) < MAX_RECORD_CHARS:
+        out[-1][2].extend(lines)
+    else:
+        out.append((when, stream, list(lines)))
+
+
+class Tee:
+    """Stands in for ``sys.stdout`` or ``sys.stderr``: writes through, and captures."""
+
+    def __init__(self, stream: str, original: TextIO, capture: Capture) -> None:
+        self._trackd_stream = stream
+        self._trackd_original = original
+        self._trackd_capture = capture
+
+    def write(self, text: str) -> int:
+        n = self._trackd_original.write(text)
+        if type(text) is str and text:
+            self._trackd_capture.append(self._trackd_stream, text)
+        return n
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding ...
+        return getattr(self._trackd_original, name)
+
+
+def start() -> Capture:
+    """Tee ``sys.stdout`` and ``sys.stderr`` into a new :class:`Capture`."""
+    capture = Capture()
+    for name in STREAMS:
+        current = getattr(sys, name)
+        if current is None:
+            continue
+        if isinstance(current, Tee):  # an earlier run's tee: capture what it wraps
+            current = current._trackd_original
+        setattr(sys, name, Tee(name, current, capture))
+    return capture
+
+
+def stop(capture: Capture) -> None:
+    """Stop capturing; put the original streams back where nobody replaced our tees."""
+    capture.active = False
+    for name in STREAMS:
+        current = getattr(sys, name)
+        if isinstance(current, Tee) and current._trackd_capture is capture:
+            setattr(sys, name, current._trackd_original)
