@@ -1,9 +1,11 @@
 """Console capture: what the script prints to ``sys.stdout``/``sys.stderr`` goes to the run too.
 
-Each stream is replaced by a :class:`Tee` that writes to the stream it replaced first (the user
-sees the same output, in a terminal and in Jupyter, where the stream is ipykernel's) and then
-appends the text to a :class:`Capture` buffer: one list append under a small lock, nothing
-else on the caller's thread. The transport's I/O thread drains the buffer (:meth:`Capture.take`)
+Each stream's ``write`` is wrapped on the stream object itself (so ``print``, ``logging``
+handlers made before ``init()`` and anything else holding the stream are captured): it
+writes to the stream first (the user sees the same output, in a terminal and in Jupyter,
+where the stream is ipykernel's) and then appends the text to a :class:`Capture` buffer: one
+list append under a small lock, nothing else on the caller's thread. A stream that does not
+let its ``write`` be replaced is swapped for a :class:`Tee`. The transport's I/O thread drains the buffer (:meth:`Capture.take`)
 into complete lines, collapses ``\\r``-driven progress bars (tqdm) to their last state, and
 the run stores them as ``Output`` records, promptly, so what was printed up to a ``kill -9``
 is in the run log.
@@ -21,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 MAX_LINE_CHARS = 64 * 1024  # a longer line is cut into pieces of this size
@@ -96,7 +99,11 @@ class Capture:
             return []
         with self._lock:
             chunks, self._chunks, self._pending = self._chunks, [], 0
+            dropped, self.dropped = self.dropped, 0
         out: list[tuple[float, str, list[str]]] = []
+        if dropped:
+            note = f"[trackd: {dropped} characters printed were not captured (printed faster than stored)]"
+            _add(out, time.time(), "stderr", [note])
         for when, stream, text in chunks:
             lines = self._lines[stream].feed(text)
             if lines:
@@ -107,7 +114,9 @@ class Capture:
         return [(when, stream, _clean("\n".join(lines))) for when, stream, lines in out if lines]
 
 
-def _add(out: list[tuple[float, str, list[str]]], when: float, stream: str, lines: list[str]):
+def _add(
+    out: list[tuple[float, str, list[str]]], when: float, stream: str, lines: list[str]
+) -> None:
     """Join ``lines`` to the last group when it is the same stream and has room."""
     if not lines:
         return
@@ -118,7 +127,7 @@ def _add(out: list[tuple[float, str, list[str]]], when: float, stream: str, line
 
 
 class Tee:
-    """Stands in for ``sys.stdout`` or ``sys.stderr``: writes through, and captures."""
+    """Stands in for a stream whose ``write`` cannot be replaced: writes through, captures."""
 
     def __init__(self, stream: str, original: TextIO, capture: Capture) -> None:
         self._trackd_stream = stream
@@ -139,23 +148,55 @@ class Tee:
         return getattr(self._trackd_original, name)
 
 
+def _capturing_write(name: str, write: Callable[[str], int], capture: Capture) -> Any:
+    def capturing_write(text: str) -> int:
+        n = write(text)
+        if type(text) is str and text:
+            capture.append(name, text)
+        return n
+
+    capturing_write._trackd_capture = capture  # type: ignore[attr-defined]
+    capturing_write._trackd_write = write  # type: ignore[attr-defined]
+    return capturing_write
+
+
 def start() -> Capture:
-    """Tee ``sys.stdout`` and ``sys.stderr`` into a new :class:`Capture`."""
+    """Capture what is written to ``sys.stdout`` and ``sys.stderr`` into a new :class:`Capture`.
+
+    The stream objects stay the same: their ``write`` is replaced on the instance, so a
+    ``logging`` handler made before ``init()`` (it holds the stream) is captured too. A
+    stream whose ``write`` cannot be replaced is swapped for a :class:`Tee`."""
     capture = Capture()
     for name in STREAMS:
-        current = getattr(sys, name)
-        if current is None:
+        stream = getattr(sys, name)
+        if stream is None:
             continue
-        if isinstance(current, Tee):  # an earlier run's tee: capture what it wraps
-            current = current._trackd_original
-        setattr(sys, name, Tee(name, current, capture))
+        if isinstance(stream, Tee):  # an earlier run's tee: capture what it wraps
+            stream = stream._trackd_original
+            setattr(sys, name, stream)
+        write = stream.write
+        write = getattr(write, "_trackd_write", write)  # an earlier run's, never stopped
+        try:
+            stream.write = _capturing_write(name, write, capture)
+        except (AttributeError, TypeError):
+            setattr(sys, name, Tee(name, stream, capture))
     return capture
 
 
 def stop(capture: Capture) -> None:
-    """Stop capturing; put the original streams back where nobody replaced our tees."""
+    """Stop capturing; undo what :func:`start` did where nobody changed it since."""
     capture.active = False
     for name in STREAMS:
-        current = getattr(sys, name)
-        if isinstance(current, Tee) and current._trackd_capture is capture:
-            setattr(sys, name, current._trackd_original)
+        stream = getattr(sys, name)
+        if isinstance(stream, Tee):
+            if stream._trackd_capture is capture:
+                setattr(sys, name, stream._trackd_original)
+            continue
+        write = getattr(stream, "write", None)
+        if getattr(write, "_trackd_capture", None) is capture:
+            try:
+                del stream.write  # the class's write again
+            except AttributeError:
+                pass
+            if getattr(stream, "write", None) != write._trackd_write:  # type: ignore[union-attr]
+                stream.write = write._trackd_write  # type: ignore[union-attr]

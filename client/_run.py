@@ -67,6 +67,19 @@ def _check_size(payload: bytes, what: str) -> None:
         )
 
 
+SYSTEM_PREFIX = "system/"  # the daemon's system metrics (see _side_records)
+
+
+def _check_not_system(keys: Any) -> None:
+    for key in keys:
+        if key.startswith(SYSTEM_PREFIX):
+            raise ValueError(
+                f"log(): key {key!r} starts with {SYSTEM_PREFIX!r}, which is reserved for the "
+                "system metrics trackd records itself; log it under another name, e.g. "
+                f"{'sys_' + key[len(SYSTEM_PREFIX) :]!r}"
+            )
+
+
 class RunState(enum.Enum):
     RUNNING = "running"
     FINISHING = "finishing"
@@ -320,7 +333,9 @@ class Run:
             row = data  # flat, known-good keys, plain numbers: nothing to convert
         else:
             row = check_log_data(data)
-            self._good_keys.update(row)
+            if not self._good_keys.issuperset(row):
+                _check_not_system(row.keys() - self._good_keys)
+                self._good_keys.update(row)
             if media.row_has_raw(row):
                 self._log_media(row, step, commit)
                 return
