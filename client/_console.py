@@ -53,11 +53,12 @@ class Lines:
         self.partial = ""
 
     def feed(self, text: str) -> list[str]:
+        bars = "\r" in text or "\r" in self.partial
         parts = (self.partial + text).split("\n")
         tail = parts.pop()
         cut = tail.rfind("\r", 0, max(0, len(tail) - 1))  # keep only the bar's last state
         self.partial = tail if cut < 0 else tail[cut + 1 :]
-        lines = [collapse(part) for part in parts]
+        lines = [collapse(part) for part in parts] if bars else parts
         while len(self.partial) > MAX_LINE_CHARS:
             lines.append(self.partial[:MAX_LINE_CHARS])
             self.partial = self.partial[MAX_LINE_CHARS:]
@@ -76,42 +77,50 @@ class Capture:
         self.pid = os.getpid()
         self.active = True
         self._lock = threading.Lock()
-        self._chunks: list[tuple[float, str, str]] = []
+        self._chunks: list[tuple[str, str]] = []  # (stream, text) as written
+        self._since = 0.0
         self._pending = 0
         self.dropped = 0
         self._lines = {name: Lines() for name in STREAMS}
 
     def append(self, stream: str, text: str) -> None:
-        """Called on the printing thread: one append."""
+        """Called on the printing thread: one append (and the time, once per drain)."""
         if not self.active or os.getpid() != self.pid:
             return  # finished, or a forked child printing: never buffered for nobody
         with self._lock:
             if self._pending > MAX_PENDING_CHARS:
                 self.dropped += len(text)
                 return
+            if not self._chunks:
+                self._since = time.time()
             self._pending += len(text)
-            self._chunks.append((time.time(), stream, text))
+            self._chunks.append((stream, text))
 
     def take(self, final: bool = False) -> list[tuple[float, str, str]]:
         """``(time, stream, text)`` for each run of complete lines of one stream, in the
-        order printed; ``final`` also ends each stream's unfinished line."""
+        order printed; ``final`` also ends each stream's unfinished line. The time is when
+        the first text since the last drain was written (drains are 0.1 s apart)."""
         if not self._chunks and not final:
             return []
         with self._lock:
             chunks, self._chunks, self._pending = self._chunks, [], 0
             dropped, self.dropped = self.dropped, 0
+            when = self._since
         out: list[tuple[float, str, list[str]]] = []
         if dropped:
             note = f"[trackd: {dropped} characters printed were not captured (printed faster than stored)]"
-            _add(out, time.time(), "stderr", [note])
-        for when, stream, text in chunks:
-            lines = self._lines[stream].feed(text)
-            if lines:
-                _add(out, when, stream, lines)
+            _add(out, when, "stderr", [note])
+        start = 0
+        for end in range(1, len(chunks) + 1):  # consecutive writes to one stream: one feed
+            if end == len(chunks) or chunks[end][0] != chunks[start][0]:
+                stream = chunks[start][0]
+                text = "".join([text for _stream, text in chunks[start:end]])
+                _add(out, when, stream, self._lines[stream].feed(text))
+                start = end
         if final:
             for stream, buffer in self._lines.items():
                 _add(out, time.time(), stream, buffer.rest())
-        return [(when, stream, _clean("\n".join(lines))) for when, stream, lines in out if lines]
+        return [(t, stream, _clean("\n".join(lines))) for t, stream, lines in out if lines]
 
 
 def _add(

@@ -235,7 +235,8 @@ class Run:
         self, console: bool = False, system: bool = False, git: _environment.Git | None = None
     ) -> None:
         """Attach (unless attached already), send the RunStart, and start what runs beside
-        the script: console capture, system samples, the environment files (with ``git``)."""
+        the script: console capture, system samples, the environment files (given ``git``,
+        the checkout the diff is taken from)."""
         if self._transport is not None and self._stream is None:
             attach = p.Attach(
                 p.ATTACH,

@@ -167,7 +167,8 @@ def _new_run(
     )
     run = Run(meta, str(start.run_dir), transport, upload, stream)
     run._on_finished = _forget
-    run._start(settings.console, settings.system_interval > 0, git)
+    files = git if settings.environment_files else None
+    run._start(settings.console, settings.system_interval > 0, files)
     if not settings.silent and mode != "disabled":
         where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else start.run_dir
         print(f"trackd: run {meta.name} ({run_id}) logging to {where}", file=sys.stderr)

@@ -54,6 +54,12 @@ TABLE: tuple[tuple[str, Any, str, str], ...] = (
         "daemon: seconds between system-metrics samples (0 = off)",
     ),
     ("console", True, "TRACKD_CONSOLE", "capture stdout/stderr into the run (0 = off)"),
+    (
+        "environment_files",
+        True,
+        "TRACKD_ENVIRONMENT_FILES",
+        "save requirements.txt (and diff.patch in a dirty git checkout) with each run (0 = off)",
+    ),
 )
 
 
@@ -82,6 +88,7 @@ class Settings:
     heartbeat_interval: float
     system_interval: float
     console: bool
+    environment_files: bool
 
     @property
     def daemon_path(self) -> Path:

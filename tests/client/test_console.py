@@ -27,6 +27,7 @@ def test_lines_split_anywhere_and_crlf() -> None:
     assert lines.feed("bc\r\nde") == ["abc"]
     assert lines.feed("f\n\nbar 1\rbar 2\r\n") == ["def", "", "bar 2"]
     assert lines.feed("tail") == [] and lines.rest() == ["tail"] and lines.rest() == []
+    assert lines.feed("50%\r") == [] and lines.feed("\n") == ["50%"]  # \r, then the end
 
 
 def test_a_line_without_end_is_cut_at_the_limit() -> None:

@@ -57,6 +57,7 @@ def online(
     monkeypatch.setenv("TRACKD_BASE_URL", server.url)
     monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
     monkeypatch.setenv("TRACKD_BATCH_SECONDS", "0.2")
+    monkeypatch.setenv("TRACKD_ENVIRONMENT_FILES", "1")  # tests/conftest.py turns them off
     return server
 
 
