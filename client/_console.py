@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
+import weakref
 from collections.abc import Callable
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TextIO
 
 MAX_LINE_CHARS = 64 * 1024  # a longer line is cut into pieces of this size
 MAX_RECORD_CHARS = 200_000  # text in one Output record (well under the 1 MiB string rule)
-MAX_PENDING_CHARS = 8 << 20  # printed faster than the I/O thread drains: the rest is dropped
+MAX_PENDING_WRITES = 1_000_000  # printed faster than the I/O thread drains: the rest is dropped
 STREAMS = ("stdout", "stderr")
+_STREAM, _TEXT = itemgetter(0), itemgetter(1)
 
 
 def collapse(line: str) -> str:
@@ -71,56 +74,60 @@ class Lines:
 
 
 class Capture:
-    """Text written to the tees of one run, waiting for the I/O thread."""
+    """Text written to the captured streams of one run, waiting for the I/O thread.
+
+    The printing threads only append to ``chunks`` (a list append is atomic under the GIL;
+    no lock, no clock, no syscall per write); the I/O thread takes what is there."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.active = True
-        self._lock = threading.Lock()
-        self._chunks: list[tuple[str, str]] = []  # (stream, text) as written
-        self._since = 0.0
-        self._pending = 0
+        self.active = True  # False once stopped, and in a forked child (see _after_fork)
+        self.chunks: list[tuple[str, str]] = []  # (stream, text) as written
         self.dropped = 0
         self._lines = {name: Lines() for name in STREAMS}
+        _CAPTURES.add(self)
 
     def append(self, stream: str, text: str) -> None:
-        """Called on the printing thread: one append (and the time, once per drain)."""
-        if not self.active or os.getpid() != self.pid:
-            return  # finished, or a forked child printing: never buffered for nobody
-        with self._lock:
-            if self._pending > MAX_PENDING_CHARS:
+        """Called on the printing thread."""
+        if self.active and type(text) is str and text:
+            if len(self.chunks) < MAX_PENDING_WRITES:
+                self.chunks.append((stream, text))
+            else:
                 self.dropped += len(text)
-                return
-            if not self._chunks:
-                self._since = time.time()
-            self._pending += len(text)
-            self._chunks.append((stream, text))
 
     def take(self, final: bool = False) -> list[tuple[float, str, str]]:
         """``(time, stream, text)`` for each run of complete lines of one stream, in the
-        order printed; ``final`` also ends each stream's unfinished line. The time is when
-        the first text since the last drain was written (drains are 0.1 s apart)."""
-        if not self._chunks and not final:
+        order printed; ``final`` also ends each stream's unfinished line. The time is the
+        drain's (drains are 0.1 s apart)."""
+        chunks = self.chunks
+        n = len(chunks)
+        if not n and not final:
             return []
-        with self._lock:
-            chunks, self._chunks, self._pending = self._chunks, [], 0
-            dropped, self.dropped = self.dropped, 0
-            when = self._since
+        taken = chunks[:n]
+        del chunks[:n]  # writes appended meanwhile stay for the next drain
+        dropped, self.dropped = self.dropped, 0
+        when = time.time()
         out: list[tuple[float, str, list[str]]] = []
         if dropped:
             note = f"[trackd: {dropped} characters printed were not captured (printed faster than stored)]"
             _add(out, when, "stderr", [note])
-        start = 0
-        for end in range(1, len(chunks) + 1):  # consecutive writes to one stream: one feed
-            if end == len(chunks) or chunks[end][0] != chunks[start][0]:
-                stream = chunks[start][0]
-                text = "".join([text for _stream, text in chunks[start:end]])
-                _add(out, when, stream, self._lines[stream].feed(text))
-                start = end
+        for stream, group in groupby(taken, _STREAM):  # a stream's run of writes: one feed
+            _add(out, when, stream, self._lines[stream].feed("".join(map(_TEXT, group))))
         if final:
             for stream, buffer in self._lines.items():
-                _add(out, time.time(), stream, buffer.rest())
+                _add(out, when, stream, buffer.rest())
         return [(t, stream, _clean("\n".join(lines))) for t, stream, lines in out if lines]
+
+
+_CAPTURES: weakref.WeakSet[Capture] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """A forked child prints to its own streams: nothing is buffered for nobody."""
+    for capture in list(_CAPTURES):
+        capture.active = False
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _add(
@@ -145,8 +152,7 @@ class Tee:
 
     def write(self, text: str) -> int:
         n = self._trackd_original.write(text)
-        if type(text) is str and text:
-            self._trackd_capture.append(self._trackd_stream, text)
+        self._trackd_capture.append(self._trackd_stream, text)
         return n
 
     def writelines(self, lines: Any) -> None:
@@ -158,10 +164,16 @@ class Tee:
 
 
 def _capturing_write(name: str, write: Callable[[str], int], capture: Capture) -> Any:
+    chunks = capture.chunks  # the same list for the capture's life
+    append = chunks.append
+
     def capturing_write(text: str) -> int:
         n = write(text)
-        if type(text) is str and text:
-            capture.append(name, text)
+        if capture.active and type(text) is str and text:  # inlined Capture.append
+            if len(chunks) < MAX_PENDING_WRITES:
+                append((name, text))
+            else:
+                capture.dropped += len(text)
         return n
 
     capturing_write._trackd_capture = capture  # type: ignore[attr-defined]
