@@ -54,6 +54,7 @@ class Sampler:
         self._io: tuple[float, Any, Any] | None = None
         self._gpus: Gpus | None = None
         self._own_pid = os.getpid()
+        self._total_memory = 1
 
     def start(self) -> None:
         self._thread.start()
@@ -95,10 +96,11 @@ class Sampler:
             return
         now = time.time()
         machine = self._machine(time.monotonic())
+        children = _children()  # one scan of the process table, whatever the run count
         seen: set[int] = set()
         for key, target in targets.items():
             data = dict(machine)
-            data.update(self._tree(target.pid, seen))
+            data.update(self._tree(target.pid, children, seen))
             data.update(_disk_use(target.run_dir))
             self._out.append((key, now, data))
         for pid in set(self._procs) - seen:  # processes that ended or left every tree
@@ -106,6 +108,7 @@ class Sampler:
 
     def _machine(self, mono: float) -> dict[str, float]:
         mem = psutil.virtual_memory()
+        self._total_memory = mem.total or 1
         data = {
             "system/cpu.percent": float(psutil.cpu_percent(None)),
             "system/memory.percent": float(mem.percent),
@@ -133,56 +136,77 @@ class Sampler:
             out["system/network.recv_mbps"] = (net.bytes_recv - last[2].bytes_recv) / MB / span
         return out
 
-    def _tree(self, pid: int, seen: set[int]) -> dict[str, float]:
+    def _tree(self, pid: int, children: dict[int, list[int]], seen: set[int]) -> dict[str, float]:
         """CPU (percent of one core, as ``top``), threads and memory of ``pid`` and its
         descendants (not this daemon, which a training process may have spawned); empty
         when ``pid`` is gone."""
-        root = self._process(pid)
-        if root is None:
+        if self._process(pid) is None:
             return {}
-        try:
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return {}
-        cpu = rss = mem_percent = 0.0
+        cpu = rss = 0.0
         threads = count = 0
-        for member in members:
-            if member.pid == self._own_pid:
-                continue
-            proc = self._process(member.pid, member)
+        todo = [pid]
+        while todo:
+            member = todo.pop()
+            todo.extend(children.get(member, ()))
+            proc = self._process(member) if member != self._own_pid else None
             if proc is None:
                 continue
             try:
                 with proc.oneshot():
                     cpu += proc.cpu_percent(None)
                     rss += proc.memory_info().rss
-                    mem_percent += proc.memory_percent()
                     threads += proc.num_threads()
             except psutil.Error:
                 continue
-            seen.add(proc.pid)
+            seen.add(member)
             count += 1
         return {
             "system/proc.cpu.percent": cpu,
             "system/proc.cpu.threads": float(threads),
             "system/proc.memory.rss_mb": rss / MIB,
-            "system/proc.memory.percent": mem_percent,
+            "system/proc.memory.percent": 100.0 * rss / self._total_memory,
             "system/proc.count": float(count),
         }
 
-    def _process(self, pid: int, found: psutil.Process | None = None) -> psutil.Process | None:
+    def _process(self, pid: int) -> psutil.Process | None:
         """The kept :class:`psutil.Process` of ``pid`` (the same process, not a reused pid)."""
         proc = self._procs.get(pid)
         if proc is not None and proc.is_running():
             return proc
         try:
-            proc = found or psutil.Process(pid)
+            proc = psutil.Process(pid)
             proc.cpu_percent(None)  # starts its CPU measurement: 0 the first time
         except psutil.Error:
             self._procs.pop(pid, None)
             return None
         self._procs[pid] = proc
         return proc
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> its children's pids, for every process (one pass over /proc)."""
+    out: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        names = []
+    if not names:  # not Linux: psutil's way
+        for proc in psutil.process_iter(["ppid"]):
+            if proc.info["ppid"] is not None:
+                out.setdefault(proc.info["ppid"], []).append(proc.pid)
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended meanwhile
+        fields = stat[stat.rfind(b")") + 2 :].split(None, 2)  # state, ppid, ...
+        if len(fields) >= 2:
+            out.setdefault(int(fields[1]), []).append(int(name))
+    return out
 
 
 def _counters(read: Any) -> Any:

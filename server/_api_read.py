@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from . import _console, _history, _rejections, _run_query, _runs
+from . import _console, _history, _rejections, _run_query, _runs, _system_stats
 from . import _schema as s
 from ._auth import visible_entities
 from ._http import Caller, app_state, member_entity, respond
@@ -82,14 +82,17 @@ def runs(
 
 @router.get(
     "/runs/{entity}/{project}/{run_id}",
-    summary="One run, with the records ingest refused (rejected_records, rejected_count)",
+    summary="One run, with the records ingest refused (rejected_records, rejected_count) and "
+    "its system-metrics keys (system_keys)",
 )
 def run(request: Request, entity: str, project: str, run_id: str, principal: Caller) -> Response:
     ent = member_entity(request, principal, entity)
     with app_state(request).db.read() as conn:
         row = _runs.get_run(conn, ent, project, run_id)
         rejected = _rejections.for_run(conn, row.id)
-    return respond(request, dict(_runs.run_json(row, ent.name, project), **rejected))
+        system_keys = _system_stats.keys_of(conn, row.id)
+    doc = dict(_runs.run_json(row, ent.name, project), **rejected, system_keys=system_keys)
+    return respond(request, doc)
 
 
 @router.get("/runs/{entity}/{project}/{run_id}/history", summary="A run's history")

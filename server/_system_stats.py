@@ -31,3 +31,11 @@ def as_rows(conn: Connection, run_pk: int, stats: list[Any]) -> list[p.History]:
         p.History(p.HISTORY, r.run_id, r.seq, first + i, float(r.time), r.data)
         for i, r in enumerate(stats)
     ]
+
+
+def keys_of(conn: Connection, run_pk: int) -> list[str]:
+    """The run's system-metrics keys, in the order first stored."""
+    k = s.run_keys.c
+    prefix = func.substr(k.key, 1, len(SYSTEM_PREFIX)) == SYSTEM_PREFIX
+    rows = conn.execute(select(k.key).where(k.run_pk == run_pk, prefix).order_by(k.id))
+    return [key for (key,) in rows]

@@ -97,6 +97,8 @@ def test_system_metrics_on_their_own_axis(
     assert doc is not None and doc["state"] == "finished"
     assert doc["last_step"] == 25  # samples never move the user's step
     assert not [k for k in doc["summary"] if k.startswith("system/")]
+    assert {"system/cpu.percent", "system/proc.memory.rss_mb"} <= set(doc["system_keys"])
+    assert all(k.startswith("system/") for k in doc["system_keys"])
     rows = remote.history(PROJECT, run.id)
     assert [r["_step"] for r in rows] == [*range(20), 25]
     assert all(set(r) == {"_step", "_timestamp", "loss"} for r in rows)
@@ -164,6 +166,10 @@ def test_console_lines_read_back_with_the_bar_collapsed(
     assert all(ln["time"] > 1e9 for ln in page["lines"])
     rest = _logs(remote, run_id, after=3)["lines"]
     assert [ln["line"] for ln in rest] == [4, 5]
+    page = remote.get(f"/runs/admin/{PROJECT}/{run_id}/logs?after=1&limit=2")
+    assert [ln["line"] for ln in page["lines"]] == [2, 3] and page["last_line"] == 5
+    refused = remote._client.get(f"/runs/admin/{PROJECT}/{run_id}/logs?limit=0")
+    assert refused.status_code == 400 and "limit=0" in refused.text
 
 
 KILLED_SCRIPT = """
