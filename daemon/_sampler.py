@@ -204,7 +204,7 @@ def _children() -> dict[int, list[int]]:
         except OSError:
             continue  # it ended meanwhile
         fields = stat[stat.rfind(b")") + 2 :].split(None, 2)  # state, ppid, ...
-        if len(fields) >= 2:
+        if len(fields) >= 2 and fields[0] != b"Z":  # a zombie has ended
             out.setdefault(int(fields[1]), []).append(int(name))
     return out
 
