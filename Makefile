@@ -4,6 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
+# Most tests wait on real processes (servers, daemons, a browser), so they run in parallel
+# workers even on 2 cores; tests that bound a call's latency run alone afterwards.
+TEST_WORKERS ?= 3
+
 .PHONY: demo test install web lint typecheck bench clean
 
 $(PY):
@@ -47,7 +51,8 @@ typecheck: install
 test: install
 	$(PY) -m pip install --quiet -e ".[dev]" --config-settings editable_mode=strict
 	$(MAKE) lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope -m "not serial"
+	$(PY) -m pytest -q -m serial
 
 bench: install
 	$(PY) bench/log_latency.py

@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from . import _environment, _save
 from ._config import Config
@@ -264,6 +265,20 @@ class Run:
     def step(self) -> int:
         """The step the next committed row gets."""
         return self._step
+
+    @property
+    def path(self) -> str:
+        """``entity/project/run_id``, as wandb's ``run.path`` (entity ``-`` where none is known:
+        an offline run before it is synced)."""
+        return f"{self.entity or '-'}/{self.project}/{self.id}"
+
+    @property
+    def url(self) -> str | None:
+        """The run's page in the server's web UI, or None for a run that is not uploaded
+        (offline or disabled)."""
+        if self._upload is None:
+            return None
+        return run_page_url(self._upload.base_url, self._upload.entity, self.project, self.id)
 
     @property
     def state(self) -> str:
@@ -590,7 +605,7 @@ class Run:
             warnings.warn(refused_message(self.id, self.dir, self._stream.rejected), stacklevel=4)
         if outcome == "done":
             if say:
-                print(f"trackd: run {self.name} ({self.id}) is on {url}", file=sys.stderr)
+                print(f"trackd: run {self.name} ({self.id}) is on {self.url}", file=sys.stderr)
             return
         message = (
             f"finish(): run {self.id!r}: {note}"
@@ -610,3 +625,9 @@ class Run:
         return (
             f"<trackd.Run {self.entity or '-'}/{self.project}/{self.id} ({self.name}) {self.state}>"
         )
+
+
+def run_page_url(base_url: str, entity: str | None, project: str, run_id: str) -> str:
+    """The web UI's address of a run: ``<server>/#/r/<entity>/<project>/<run id>``."""
+    parts = "/".join(quote(part, safe="") for part in (entity or "-", project, run_id))
+    return f"{base_url.rstrip('/')}/#/r/{parts}"

@@ -172,6 +172,8 @@ def _new_run(
     if not settings.silent and mode != "disabled":
         where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else start.run_dir
         print(f"trackd: run {meta.name} ({run_id}) logging to {where}", file=sys.stderr)
+        if run.url:
+            print(f"trackd: view the run at {run.url}", file=sys.stderr)
     return run
 
 

@@ -18,6 +18,7 @@ record waits while such a re-upload is in flight, so a later record always lands
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,6 +87,22 @@ class RunMedia:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+WORKER_NICE = 10  # PNG encoding yields the CPU to training processes on a busy machine
+
+
+def _yield_cpu() -> None:
+    """Lower this worker thread's CPU priority (Linux: a thread has its own nice value), so
+    encoding a burst of images never takes cores a training process wants; on a machine
+    with idle cores it changes nothing."""
+    try:
+        me = threading.get_native_id()
+        os.setpriority(
+            os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + WORKER_NICE)
+        )
+    except (AttributeError, OSError):  # no per-thread priority here: run as is
+        pass
+
+
 class MediaWork:
     """The worker pool and the blob uploads of every run (see the module docstring)."""
 
@@ -94,7 +111,9 @@ class MediaWork:
     ) -> None:
         self.settings = settings
         self._wake = wake
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="trackd-media")
+        self._pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="trackd-media", initializer=_yield_cpu
+        )
         self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
 

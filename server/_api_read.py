@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -16,7 +17,21 @@ from .errors import NotFound
 router = APIRouter(tags=["read"])
 
 
-@router.get("/viewer", summary="The user behind the API key")
+def _server_identity(request: Request, admin: bool) -> dict[str, str]:
+    """What the server is: its version; for an admin also its data dir and database kind."""
+    try:
+        version = importlib.metadata.version("trackd")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        version = "unknown"
+    out = {"version": version}
+    if admin:
+        state = app_state(request)
+        out["data_dir"] = str(state.settings.data_dir)
+        out["database"] = "sqlite" if state.db.is_sqlite else "postgresql"
+    return out
+
+
+@router.get("/viewer", summary="The user behind the API key, and the server's identity")
 def viewer(request: Request, principal: Caller) -> Response:
     with app_state(request).db.read() as conn:
         names = visible_entities(conn, principal)
@@ -27,6 +42,7 @@ def viewer(request: Request, principal: Caller) -> Response:
             "admin": principal.is_admin,
             "entities": names,
             "default_entity": principal.name,
+            "server": _server_identity(request, principal.is_admin),
         },
     )
 
@@ -69,13 +85,16 @@ def runs(
     ] = None,
     limit: Annotated[int | None, Query(description="runs per page (all if absent)")] = None,
     offset: Annotated[int, Query(description="runs to skip")] = 0,
+    search: Annotated[
+        str | None, Query(description="runs whose name or id contains this (case ignored)")
+    ] = None,
 ) -> Response:
     ent = member_entity(request, principal, entity)
     with app_state(request).db.read() as conn:
         pid = _runs.project_id(conn, ent, project)
         if pid is None:
             raise NotFound(f"project {project!r} not found in entity {ent.name!r}")
-        page = _run_query.project_runs(conn, pid, filters, order, limit, offset)
+        page = _run_query.project_runs(conn, pid, filters, order, limit, offset, search)
     docs = [_runs.run_json(row, ent.name, project) for row in page.rows]
     return respond(request, {"runs": docs, "total": page.total, "offset": offset, "limit": limit})
 

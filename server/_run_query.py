@@ -258,6 +258,19 @@ class RunPage:
     total: int
 
 
+MAX_SEARCH = 256
+
+
+def _search(sql: _Sql, search: str) -> str:
+    """Runs whose name or id holds ``search`` (``%`` and ``_`` literal), case ignored as the
+    database's LOWER() does: ASCII letters on SQLite, every letter on PostgreSQL."""
+    if len(search) > MAX_SEARCH:
+        raise BadRequest(f"search is {len(search)} characters; pass at most {MAX_SEARCH}")
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"LOWER({sql.bind(f'%{escaped}%')})"
+    return f"(LOWER(name) LIKE {like} ESCAPE '\\' OR LOWER(run_id) LIKE {like} ESCAPE '\\')"
+
+
 def project_runs(
     conn: Connection,
     project_id: int,
@@ -265,8 +278,10 @@ def project_runs(
     order: str | None,
     limit: int | None,
     offset: int,
+    search: str | None = None,
 ) -> RunPage:
-    """One page of a project's runs (every run with ``limit=None``), and how many match."""
+    """One page of a project's runs (every run with ``limit=None``), and how many match;
+    ``search`` keeps the runs whose name or id contains it (ASCII case ignored)."""
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit={limit} is out of range; ask for 1 to {MAX_LIMIT} runs")
     if not 0 <= offset <= MAX_OFFSET:
@@ -280,6 +295,8 @@ def project_runs(
         except ValueError as exc:
             raise BadRequest(f"filters is not valid JSON ({exc}); pass a JSON object") from exc
         where = compile_where(sql, spec)
+    if search:
+        where = f"{where} AND {_search(sql, search)}"
     condition = f"project_id = {sql.bind(project_id)} AND {where}"
     # PostgreSQL counts in the same scan (the sort that follows is over the matches only);
     # SQLite would then sort every match, where a separate count is cheaper

@@ -290,3 +290,15 @@ def test_a_large_image_reads_back_exactly() -> None:
     rows = trackd.read_run(run.dir).history
     assert [r["i"] for r in rows] == [0, 1, 2]
     assert all(np.array_equal(pixels(r["img"]), arr) for r in rows)
+
+
+def test_uint8_scaling_looks_past_the_first_rows() -> None:
+    # Image() checks the first rows for a byte over 1 before scanning the whole picture:
+    # a picture dark at the top and bright below must not be taken for a 0/1 mask
+    arr = np.zeros((40, 30), dtype=np.uint8)
+    arr[:8] = 1
+    arr[-1, -1] = 200
+    assert pixels(logged(trackd.Image(arr))).tolist() == arr.tolist()
+    mask = np.zeros((40, 30), dtype=np.uint8)
+    mask[-1, -1] = 1
+    assert pixels(logged(trackd.Image(mask)))[-1, -1] == 255

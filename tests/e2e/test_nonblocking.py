@@ -14,6 +14,8 @@ import trackd
 
 from tests._support.procs import daemon_dir, daemon_pid
 
+pytestmark = pytest.mark.serial  # a latency bound: run alone (see the Makefile)
+
 SLOW_CALL = 0.05  # seconds: a log() this slow waited on something
 
 

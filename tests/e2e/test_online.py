@@ -188,3 +188,22 @@ def test_server_down_at_init_logs_locally_and_uploads_later(
     wait_for(landed, timeout=60, what="the daemon to upload after the server came back")
     rows = _get(server, f"/runs/admin/late/{run.id}/history")
     assert isinstance(rows, list) and [r["i"] for r in rows] == list(range(2_000))
+
+
+def test_run_url_and_path_name_the_run_page_and_init_and_finish_print_it(
+    monkeypatch: pytest.MonkeyPatch, server: ServerProcess, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _online(monkeypatch, server)
+    monkeypatch.setenv("TRACKD_SILENT", "0")
+    run = trackd.init(project="my-proj", id="r-1", name="first")
+    page = f"{server.url}/#/r/admin/my-proj/r-1"
+    assert (run.url, run.path) == (page, "admin/my-proj/r-1")
+    run.log({"loss": 1.0})
+    printed_at_init = capfd.readouterr().err
+    trackd.finish()
+    printed_at_finish = capfd.readouterr().err
+    assert f"view the run at {page}" in printed_at_init
+    assert f"is on {page}" in printed_at_finish
+    offline = trackd.init(project="p", mode="offline")
+    assert offline.url is None and offline.path == f"-/p/{offline.id}"
+    offline.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -25,12 +26,19 @@ def _new_user(admin: httpx.Client, name: str, is_admin: bool = False) -> str:
 
 
 def test_bootstrap_admin_and_viewer(server: ServerProcess, admin: httpx.Client) -> None:
+    version = importlib.metadata.version("trackd")
+    database = "sqlite" if server.db is None else "postgresql"
     assert admin.get("/viewer").json() == {
         "user": "admin",
         "admin": True,
         "entities": ["admin"],
         "default_entity": "admin",
+        "server": {"version": version, "data_dir": str(server.data_dir), "database": database},
     }
+    # another user learns the version, not where the data lives
+    bob = _new_user(admin, "bob")
+    seen = httpx.get(server.url + "/api/v1/viewer", headers={"Authorization": f"Bearer {bob}"})
+    assert seen.json()["server"] == {"version": version}
     assert httpx.get(server.url + "/healthz").json()["ok"] is True
     assert "/api/v1/ingest" in httpx.get(server.url + "/openapi.json").json()["paths"]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytest
+
 from tests._support.server import ServerProcess
+
+pytestmark = pytest.mark.serial  # a latency bound: run alone (see the Makefile)
 
 
 def test_kept_alive_requests_answer_in_milliseconds(server: ServerProcess) -> None:

@@ -138,6 +138,36 @@ def test_order_limit_offset_and_total(admin: httpx.Client) -> None:
         assert response.json()["error"]["message"]
 
 
+def test_search_finds_runs_by_name_or_id_with_the_filters_order_and_pages(
+    admin: httpx.Client,
+) -> None:
+    names = {
+        "a1": "ResNet-50 base",
+        "a2": "resnet_small",
+        "a3": "vit 100%",
+        "a4": None,
+        "a5": "resnetXsmall",
+    }
+    for i, (run_id, name) in enumerate(names.items()):
+        ingest(admin, run_id, [run_start(run_id, config={"lr": i}, name=name)]).raise_for_status()
+
+    def ids(search: str, **params: Any) -> tuple[list[str], int]:
+        answer = admin.get(RUNS, params={"search": search, "order": "name", **params})
+        assert answer.status_code == 200, answer.text
+        return [r["id"] for r in answer.json()["runs"]], answer.json()["total"]
+
+    assert ids("RESNET") == (["a1", "a5", "a2"], 3)  # case ignored
+    assert ids("resnet_") == (["a2"], 1)  # "_" is itself, not any character
+    assert ids("100%") == (["a3"], 1) and ids("0%") == (["a3"], 1)
+    assert ids("%") == (["a3"], 1)
+    assert ids("a4") == (["a4"], 1)  # by id: a run without a name
+    assert ids("resnet", limit=1, offset=1) == (["a5"], 3)  # paged, the total of all matches
+    assert ids("resnet", filters='{"config.lr": {"$gte": 1}}') == (["a5", "a2"], 2)
+    assert ids("nothing like it") == ([], 0)
+    too_long = admin.get(RUNS, params={"search": "x" * 257})
+    assert too_long.status_code == 400 and "at most 256" in too_long.json()["error"]["message"]
+
+
 def _insert_runs(server: ServerProcess, n: int) -> None:
     """``n`` runs written straight into the server's database, as ingest leaves them (the
     runs list is what is measured; 10,000 ingest requests would take minutes here)."""

@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static" / "index.html"
+
+
 @dataclass
 class Site:
     """The server the browser talks to, its admin key, and a second user's key."""
@@ -60,7 +62,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for key, kind in ((server.admin_key, "project"), (other_key, "secret")):
             finish_logging(log_runs(server, key, workdir, kind))
         with server.client() as admin:
-            put = admin.put("/runs/admin/vision/alpha/files/notes/readme.txt", content=b"hello from alpha\n")
+            put = admin.put(
+                "/runs/admin/vision/alpha/files/notes/readme.txt", content=b"hello from alpha\n"
+            )
             assert put.status_code in (200, 201), put.text
         yield Site(server, server.admin_key, other_key, workdir)
 
@@ -101,4 +105,6 @@ def screenshot(page: object, name: str) -> Path:
 
 
 def api(site: Site, key: str) -> httpx.Client:
-    return httpx.Client(base_url=site.url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, trust_env=False)
+    return httpx.Client(
+        base_url=site.url + "/api/v1", headers={"Authorization": f"Bearer {key}"}, trust_env=False
+    )

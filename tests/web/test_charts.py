@@ -19,7 +19,9 @@ STEPS = 20_000
 SPIKE = STEPS * 2 // 3  # _log_runs.log_long: loss is 100 here, about 1 elsewhere
 
 
-def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(page: Page, site: Site) -> None:
+def test_a_long_runs_spike_survives_and_drag_zooms_at_full_resolution(
+    page: Page, site: Site
+) -> None:
     finish_logging(log_runs(site.server, site.admin_key, site.workdir, "long", str(STEPS)))
     sign_in(page, site, site.admin_key, f"#/r/admin/long/long{STEPS}")
     full = drawn(page, "loss")["runs"][f"long{STEPS}"]

@@ -16,6 +16,7 @@ export interface Viewer {
   admin: boolean;
   entities: string[];
   default_entity: string;
+  server?: { version: string; data_dir?: string; database?: string }; // data_dir, database: admins
 }
 
 export interface Project {
@@ -54,6 +55,7 @@ export interface RunsQuery {
   order?: string; // "-created_at", "+name", "+config.lr", "-summary.loss"
   limit?: number;
   offset?: number;
+  search?: string; // in the run's name or id, case ignored
 }
 
 export interface RunsPage {
@@ -82,14 +84,26 @@ function url(path: string, params: Record<string, string | number | undefined> =
   return "/api/v1" + path + (text ? "?" + text : "");
 }
 
+interface Send {
+  method?: "GET" | "POST";
+  body?: unknown; // sent as JSON
+  accept?: string;
+}
+
 async function request(
   path: string,
   params?: Record<string, string | number | undefined>,
   key?: string,
+  send: Send = {},
 ): Promise<Response> {
   const token = key ?? apiKey();
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  if (send.accept) headers.Accept = send.accept;
+  if (send.body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url(path, params), {
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
+    method: send.method ?? "GET",
+    headers,
+    body: send.body === undefined ? undefined : JSON.stringify(send.body),
   });
   if (response.ok) return response;
   let code = "http_error";
@@ -112,6 +126,17 @@ export async function get<T>(path: string, params?: Record<string, string | numb
   return (await request(path, params)).json() as Promise<T>;
 }
 
+/** POST ``body`` as JSON; the raw response (``accept``: the answer's format). */
+export function post(path: string, body: unknown, accept?: string): Promise<Response> {
+  return request(path, undefined, undefined, { method: "POST", body, accept });
+}
+
+/** A file the read API serves (a blob, a run file), fetched with the key: never a key in a URL. */
+export async function blob(path: string): Promise<Blob> {
+  const rel = path.startsWith("/api/v1") ? path.slice("/api/v1".length) : path;
+  return (await request(rel)).blob();
+}
+
 const seg = encodeURIComponent;
 
 /** The user behind ``key`` (checks a key before it is kept). */
@@ -131,11 +156,25 @@ export function runs(entity: string, project: string, q: RunsQuery): Promise<Run
     order: q.order,
     limit: q.limit,
     offset: q.offset,
+    search: q.search,
   });
 }
 
 export const run = (e: string, p: string, id: string): Promise<Run> =>
   get(`/runs/${seg(e)}/${seg(p)}/${seg(id)}`);
+
+/** A run's rich values (images, histograms, tables) by key, each a list of {step, value}. */
+export async function media(
+  e: string,
+  p: string,
+  id: string,
+  keys: string[],
+): Promise<Record<string, { step: number; value: Json }[]>> {
+  const path = `/runs/${seg(e)}/${seg(p)}/${seg(id)}/media`;
+  return (
+    await get<{ media: Record<string, { step: number; value: Json }[]> }>(path, { keys: keys.join(",") })
+  ).media;
+}
 
 export async function files(e: string, p: string, id: string): Promise<RunFile[]> {
   return (await get<{ files: RunFile[] }>(`/runs/${seg(e)}/${seg(p)}/${seg(id)}/files`)).files;

@@ -30,17 +30,33 @@ export function value(v: Json | undefined): string {
     return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(4) : String(Number(v.toPrecision(6)));
   }
   if (typeof v === "string" || typeof v === "boolean") return String(v);
-  return JSON.stringify(v);
+  return rich(v) ?? JSON.stringify(v);
 }
 
-/** Nested maps as dotted keys: {"opt": {"lr": 1}} -> {"opt.lr": 1}. */
+/** An image, histogram or table in a few words (the media panels show them), or null. */
+export function rich(v: Json): string | null {
+  if (Array.isArray(v)) {
+    const kinds = v.map((x) => rich(x));
+    return kinds.length && kinds.every((k) => k !== null) ? `${v.length} images` : null;
+  }
+  if (v === null || typeof v !== "object" || typeof v._type !== "string") return null;
+  if (v._type === "image-file") return `image ${v.width}×${v.height}`;
+  if (v._type === "images") return `${Array.isArray(v.items) ? v.items.length : 0} images`;
+  if (v._type === "histogram") return `histogram (${Array.isArray(v.values) ? v.values.length : 0} bins)`;
+  if (v._type === "table") return `table (${Array.isArray(v.data) ? v.data.length : 0} rows)`;
+  return null;
+}
+
+/** Nested maps as dotted keys: {"opt": {"lr": 1}} -> {"opt.lr": 1}; typed maps (an image,
+ * a histogram) stay whole. */
 export function flatten(
   obj: Record<string, Json>,
   prefix = "",
   out: Record<string, Json> = {},
 ): Record<string, Json> {
   for (const [key, v] of Object.entries(obj)) {
-    if (v !== null && typeof v === "object" && !Array.isArray(v)) flatten(v, prefix + key + ".", out);
+    if (v !== null && typeof v === "object" && !Array.isArray(v) && !("_type" in v))
+      flatten(v, prefix + key + ".", out);
     else out[prefix + key] = v;
   }
   return out;

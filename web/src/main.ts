@@ -2,7 +2,7 @@
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 
-import { whenUnauthorized, viewer } from "./api";
+import { whenUnauthorized, viewer, type Viewer } from "./api";
 import { resetPage } from "./charts/registry";
 import { clear, h } from "./dom";
 import { current, href } from "./route";
@@ -19,6 +19,13 @@ const app = document.getElementById("app") as HTMLElement;
 export type Cleanup = () => void;
 let cleanup: Cleanup | null = null;
 
+/** What the server is: its version; for an admin, its database and data dir too. */
+function serverLine(me: Viewer): HTMLElement {
+  const s = me.server;
+  const parts = s ? [`server ${s.version}`, s.database, s.data_dir].filter(Boolean) : [];
+  return h("span", { class: "server muted", id: "server" }, parts.join(" · "));
+}
+
 async function header(): Promise<void> {
   const me = await viewer();
   const out = h("button", { type: "button", id: "sign-out" }, "Sign out");
@@ -30,6 +37,7 @@ async function header(): Promise<void> {
   bar.replaceChildren(
     h("a", { href: "#/", class: "brand" }, "trackd"),
     h("span", { class: "spacer" }),
+    serverLine(me),
     h("span", { class: "who", id: "viewer" }, me.user + (me.admin ? " (admin)" : "")),
     out,
   );
@@ -47,11 +55,15 @@ async function render(): Promise<void> {
   }
   const { parts, params } = current();
   try {
-    await header();
-    if (parts[0] === "p" && parts.length === 3) cleanup = await projectPage(app, parts[1], parts[2], params);
-    else if (parts[0] === "r" && parts.length === 4)
-      cleanup = await runPage(app, parts[1], parts[2], parts[3]);
-    else await homePage(app);
+    // the header and the view load side by side (neither waits for the other's requests)
+    const head = header();
+    head.catch(() => undefined); // its failure is the view's too (a 401 signs out): shown once
+    let view: Promise<Cleanup | void>;
+    if (parts[0] === "p" && parts.length === 3) view = projectPage(app, parts[1], parts[2], params);
+    else if (parts[0] === "r" && parts.length === 4) view = runPage(app, parts[1], parts[2], parts[3]);
+    else view = homePage(app);
+    const [done] = await Promise.all([view, head]);
+    cleanup = done ?? null;
   } catch (err) {
     if (!apiKey()) return; // a 401 signed out and rendered the sign-in page
     app.replaceChildren(

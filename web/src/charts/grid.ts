@@ -3,12 +3,12 @@
 import { h } from "../dom";
 import { current, setParams } from "../route";
 import type { RunRef } from "../history";
-import { Panel, type ChartRun, type ChartSettings, type XAxis, type ZoomSync } from "./panel";
+import { byKey, Panel, type ChartRun, type ChartSettings, type XAxis, type ZoomSync } from "./panel";
 
 export function settingsFrom(params: URLSearchParams): ChartSettings {
   const x = params.get("x");
   return {
-    x: x === "wall" || x === "relative" ? x : "step",
+    x: x || "step", // step, wall, relative, or a logged key
     log: params.get("log") === "1",
     outliers: params.get("outliers") !== "0",
     smoothing: Math.min(0.99, Math.max(0, Number(params.get("smooth") ?? 0) || 0)),
@@ -56,7 +56,7 @@ export class ChartGrid {
   private readonly addBox = h("span");
 
   constructor(
-    keys: string[],
+    private readonly keys: string[],
     runs: ChartRun[],
     private settings: ChartSettings,
   ) {
@@ -107,6 +107,7 @@ export class ChartGrid {
   }
 
   private onVisible(entries: IntersectionObserverEntry[]): void {
+    performance.mark("trackd:panels-visible");
     for (const entry of entries) {
       if (!entry.isIntersecting) continue;
       const panel = this.panels.find((p) => p.el === entry.target);
@@ -142,6 +143,10 @@ export class ChartGrid {
           v === "wall" ? "wall time" : v === "relative" ? "relative time" : "step",
         ),
       ),
+      // or any logged key: each point's x is that key's value at the same step
+      ...[...new Set([...this.keys, ...(byKey(s.x) ? [s.x] : [])])]
+        .sort()
+        .map((k) => h("option", { value: k, selected: k === s.x }, k)),
     );
     x.addEventListener("change", () => this.update({ x: x.value as XAxis }));
     const log = h("input", { type: "checkbox", name: "log", checked: s.log });

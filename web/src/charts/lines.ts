@@ -35,19 +35,36 @@ export interface LineSource {
   label: string;
   color: string;
   group: string | null; // runs with a group are drawn as their group
-  xs: number[];
+  xs: ArrayLike<number>;
   series: Series;
 }
 
-/** Finite values (non-finite ones become markers; with a log scale, <= 0 is dropped). */
+/** Finite values (non-finite ones become markers; with a log scale, <= 0 is dropped);
+ * a value that is not a number at all is a gap. */
 function values(src: LineSource, log: boolean, color: string, markers: Marker[]): (number | null)[] {
-  return src.series.value.map((v, i) => {
-    if (v !== null && !Number.isFinite(v)) {
+  const { value, holes } = src.series;
+  const gaps = new Set(holes);
+  const out: (number | null)[] = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i];
+    if (gaps.has(i)) out[i] = null;
+    else if (!Number.isFinite(v)) {
       markers.push({ color, x: src.xs[i], kind: Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf" });
-      return null;
-    }
-    return v !== null && log && v <= 0 ? null : v;
-  });
+      out[i] = null;
+    } else out[i] = log && v <= 0 ? null : v;
+  }
+  return out;
+}
+
+/** ``[xs, ys]`` ordered by x, points without a finite x left out (uPlot needs x ascending;
+ * another key on the x axis need not grow with the step). */
+function ascending(xs: number[], ys: (number | null)[]): uPlot.AlignedData {
+  let sorted = true;
+  for (let i = 1; i < xs.length && sorted; i++) sorted = xs[i - 1] <= xs[i];
+  if (sorted && xs.every(Number.isFinite)) return [xs, ys];
+  const order = xs.map((_, i) => i).filter((i) => Number.isFinite(xs[i]));
+  order.sort((p, q) => xs[p] - xs[q]);
+  return [order.map((i) => xs[i]), order.map((i) => ys[i])];
 }
 
 function column(joined: uPlot.AlignedData, c: number): (number | null)[] {
@@ -80,7 +97,7 @@ function aggregate(
 
 export function drawn(sources: LineSource[], smoothing: number, log: boolean): Drawn {
   const markers: Marker[] = [];
-  const tables = sources.map((src) => [src.xs, values(src, log, src.color, markers)] as uPlot.AlignedData);
+  const tables = sources.map((src) => ascending(Array.from(src.xs), values(src, log, src.color, markers)));
   const joined = tables.length === 1 ? tables[0] : uPlot.join(tables);
   const x = joined[0] as number[];
   // a line per run, or per group of runs

@@ -1,14 +1,17 @@
 // One chart: one metric key for every run on the page, drawn with uPlot.
 import uPlot from "uplot";
 
-import { fetchSeries, type RunRef, type Series } from "../history";
+import { appendSeries, emptySeries, fetchSeries, type RunRef, type Series } from "../history";
 import { h } from "../dom";
 import { seconds, value as show } from "../format";
 import { faint } from "./colors";
 import { drawn, type Drawn, type Line, type LineSource, type Marker } from "./lines";
 import { recordPanel, type LineDrawn, type RunDrawn } from "./registry";
 
-export type XAxis = "step" | "wall" | "relative";
+/** "step", "wall" (time), "relative" (time since the run started), or any logged key. */
+export type XAxis = string;
+
+export const byKey = (x: XAxis): boolean => x !== "step" && x !== "wall" && x !== "relative";
 
 export interface ChartSettings {
   x: XAxis;
@@ -79,7 +82,8 @@ export class Panel {
     this.record("loading");
     try {
       const samples = this.settings.density;
-      const got = await Promise.all(this.runs.map((r) => fetchSeries(r.ref, this.key, { samples })));
+      const x = this.fetchX();
+      const got = await Promise.all(this.runs.map((r) => fetchSeries(r.ref, this.key, { samples }, x)));
       this.runs.forEach((r, i) => this.full.set(r.ref.id, got[i]));
       this.draw(true);
       const range = this.sync.range();
@@ -95,27 +99,26 @@ export class Panel {
     const series = this.full.get(run.id);
     if (!this.loaded || !series) return;
     const last = series.step.length ? series.step[series.step.length - 1] : -1;
-    const more = await fetchSeries(run, this.key, { minStep: last + 1, samples: this.settings.density });
-    const from = series.step.length ? series.step[series.step.length - 1] : -1;
-    let added = 0;
-    for (let i = 0; i < more.step.length; i++) {
-      if (more.step[i] <= from) continue; // a poll that overlapped another
-      series.step.push(more.step[i]);
-      series.value.push(more.value[i]);
-      series.time.push(more.time[i]);
-      added++;
-    }
-    if (added && !this.zoom) this.draw(false);
+    const range = { minStep: last + 1, samples: this.settings.density };
+    const more = await fetchSeries(run, this.key, range, this.fetchX());
+    const now = this.full.get(run.id) ?? series; // a poll that overlapped another is cut off
+    const joined = appendSeries(now, more);
+    if (joined === now) return;
+    this.full.set(run.id, joined);
+    if (!this.zoom) this.draw(false);
   }
 
   setSettings(settings: ChartSettings): void {
-    const refetch = settings.density !== this.settings.density;
+    const refetch =
+      settings.density !== this.settings.density || this.fetchX() !== Panel.fetchXOf(settings.x);
     this.settings = settings;
     if (!this.loaded) return;
     this.zoom = null;
     this.destroyPlot();
-    if (refetch) void this.load();
-    else this.draw(true);
+    if (refetch) {
+      this.full = new Map();
+      void this.load();
+    } else this.draw(true);
   }
 
   resize(): void {
@@ -136,9 +139,19 @@ export class Panel {
     this.plot = null;
   }
 
-  private xs(run: ChartRun, s: Series): number[] {
+  /** The bulk endpoint's ``x``: a logged key, or "step" (each point's time always comes). */
+  private static fetchXOf(x: XAxis): string {
+    return byKey(x) ? x : "step";
+  }
+
+  private fetchX(): string {
+    return Panel.fetchXOf(this.settings.x);
+  }
+
+  private xs(run: ChartRun, s: Series): Float64Array {
     if (this.settings.x === "step") return s.step;
     if (this.settings.x === "wall") return s.time;
+    if (byKey(this.settings.x)) return s.x ?? new Float64Array(0);
     const t0 = this.full.get(run.ref.id)?.time[0] ?? s.time[0] ?? 0;
     return s.time.map((t) => t - t0);
   }
@@ -147,7 +160,7 @@ export class Panel {
   private build(): Drawn {
     const source = this.zoom?.data ?? this.full;
     const sources: LineSource[] = this.runs.map((run) => {
-      const series = source.get(run.ref.id) ?? { step: [], value: [], time: [] };
+      const series = source.get(run.ref.id) ?? emptySeries();
       return {
         id: run.ref.id,
         label: run.label,
@@ -176,6 +189,7 @@ export class Panel {
       this.record("drawn");
       return;
     }
+    const started = performance.now();
     const built = this.build();
     if (this.plot) {
       this.plot.setData(built.data, resetScales);
@@ -186,6 +200,7 @@ export class Panel {
     }
     if (this.zoom) this.plot.setScale("x", { min: this.zoom.min, max: this.zoom.max });
     this.record("drawn");
+    performance.measure("trackd:panel-draw", { start: started, detail: { key: this.key } });
   }
 
   private options(built: Drawn): uPlot.Options {
@@ -248,15 +263,13 @@ export class Panel {
         const xs = this.xs(run, s);
         let range = { minStep: Math.floor(min), maxStep: Math.ceil(max) };
         if (this.settings.x !== "step") {
-          // time on the x axis: the steps whose points fall in the range
+          // time or a key on the x axis: the steps whose points fall in the range
           const inside = s.step.filter((_, i) => xs[i] >= min && xs[i] <= max);
-          if (!inside.length) return data.set(run.ref.id, { step: [], value: [], time: [] });
+          if (!inside.length) return data.set(run.ref.id, emptySeries());
           range = { minStep: inside[0], maxStep: inside[inside.length - 1] };
         }
-        data.set(
-          run.ref.id,
-          await fetchSeries(run.ref, this.key, { ...range, samples: this.settings.density }),
-        );
+        const samples = this.settings.density;
+        data.set(run.ref.id, await fetchSeries(run.ref, this.key, { ...range, samples }, this.fetchX()));
       }),
     );
     this.zoom = { min, max, data };
@@ -338,7 +351,7 @@ export class Panel {
           widestBand: null,
         }),
         points: s ? s.step.length : 0,
-        nonFinite: s ? s.value.filter((v) => v !== null && !Number.isFinite(v)).length : 0,
+        nonFinite: s ? s.value.filter((v) => !Number.isFinite(v)).length - s.holes.length : 0,
         minStep: s && s.step.length ? s.step[0] : null,
         maxStep: s && s.step.length ? s.step[s.step.length - 1] : null,
       };
@@ -346,12 +359,15 @@ export class Panel {
     this.el.dataset.state = state;
     const logY = this.plot?.scales.y.distr === 3;
     const yMax = this.plot?.scales.y.max ?? null;
+    const xs = this.plot?.data[0];
+    const xRange: [number, number] | null = xs?.length ? [xs[0], xs[xs.length - 1]] : null;
     recordPanel({
       key: this.key,
       state,
       zoomed: this.zoom !== null,
       smoothing: this.settings.smoothing,
       xAxis: this.settings.x,
+      xRange,
       logY,
       yMax,
       runs,

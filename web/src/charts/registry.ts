@@ -22,6 +22,7 @@ export interface PanelDrawn {
   zoomed: boolean;
   smoothing: number;
   xAxis: string;
+  xRange: [number, number] | null; // the first and last x of the data drawn
   logY: boolean; // the y scale uPlot draws is logarithmic
   yMax: number | null; // the top of the y axis drawn
 
@@ -29,8 +30,31 @@ export interface PanelDrawn {
   lines: Record<string, LineDrawn>; // by run id, or "group:<name>"
 }
 
+/** A media panel (images, a table, or a histogram heat map) as shown. */
+export interface MediaDrawn {
+  key: string;
+  kind: "images" | "histogram" | "table";
+  state: "drawn";
+  step: number | null; // the step whose value is shown
+  images: number;
+  boxes: number; // boxes drawn (class toggles and score threshold applied)
+  maskPixels: number; // pixels coloured by masks
+  classes: string[]; // the legend's class toggles
+  tableRows: number;
+  heat: { steps: number; rows: number; lo: number | null; hi: number | null; filled: number } | null;
+}
+
+/** The parallel-coordinates panel: its metric, axes and the run lines drawn. */
+export interface ParallelDrawn {
+  metric: string;
+  axes: string[];
+  lines: number;
+}
+
 interface PageData {
   panels: Record<string, PanelDrawn>;
+  media: Record<string, MediaDrawn>;
+  parallel: ParallelDrawn | null;
   firstChartAt: number | null; // performance.now() when this view's first chart was drawn
   runsTableAt: number | null; // ... and its runs table
 }
@@ -42,7 +66,7 @@ declare global {
 }
 
 export function resetPage(): void {
-  window.trackd = { panels: {}, firstChartAt: null, runsTableAt: null };
+  window.trackd = { panels: {}, media: {}, parallel: null, firstChartAt: null, runsTableAt: null };
 }
 
 export function recordPanel(panel: PanelDrawn): void {
@@ -51,6 +75,14 @@ export function recordPanel(panel: PanelDrawn): void {
     window.trackd.firstChartAt = performance.now();
     performance.mark("trackd:first-chart");
   }
+}
+
+export function recordParallel(drawn: ParallelDrawn): void {
+  window.trackd.parallel = drawn;
+}
+
+export function recordMedia(drawn: MediaDrawn): void {
+  window.trackd.media[drawn.key] = drawn;
 }
 
 resetPage();

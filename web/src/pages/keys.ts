@@ -9,6 +9,7 @@ function chartable(v: Json): boolean {
     v !== null &&
     typeof v === "object" &&
     !Array.isArray(v) &&
+    !("_type" in v) && // an image, histogram or table: a media panel shows it
     Object.values(v).some((x) => typeof x === "number")
   );
 }

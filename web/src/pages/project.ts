@@ -9,6 +9,7 @@ import { h } from "../dom";
 import { value } from "../format";
 import { current, href, setParams } from "../route";
 import { compareTable } from "../runs/compare";
+import { parallelPanel } from "../runs/parallel";
 import { columnChooser, filterBar, groupChooser } from "../runs/controls";
 import { field, inBrowser, serverFilters, type TableQuery } from "../runs/query";
 import { allColumns, runsTable } from "../runs/table";
@@ -53,6 +54,7 @@ class ProjectView {
   private groupBy: string;
   private shown: string[] | null; // visible columns (null: the default ones)
   private onlyDiffs: boolean;
+  private metric: string; // the parallel coordinates' last axis
   // what the page holds
   private readonly known = new Map<string, Run>();
   private pageRuns: Run[] = [];
@@ -67,6 +69,13 @@ class ProjectView {
   private readonly chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
   private readonly groupBox = h("span", { class: "group-by" });
   private readonly compareBox = h("div");
+  private readonly parallelBox = h("div");
+  private readonly parallel = h(
+    "details",
+    { class: "parallel-box", id: "parallel-box" },
+    h("summary", {}, "Parallel coordinates (the runs of this page)"),
+    this.parallelBox,
+  );
   private readonly chartsBox = h("div");
 
   constructor(
@@ -80,13 +89,20 @@ class ProjectView {
     this.groupBy = params.get("by") ?? "";
     this.shown = list(params.get("cols"));
     this.onlyDiffs = params.get("diff") === "1";
+    this.metric = params.get("pc") ?? "";
+    // closed unless the address opens it (it would push the charts below the fold)
+    this.parallel.open = params.get("pcopen") === "1";
+    this.parallel.addEventListener("toggle", () => {
+      setParams({ pcopen: this.parallel.open ? "1" : null });
+      this.drawParallel();
+    });
   }
 
   async open(app: HTMLElement): Promise<() => void> {
     const title = h("h1", {}, h("a", { href: href([]) }, this.entity), " / ", this.project);
     const filters = filterBar(this.q, () => this.apply());
     app.append(title, filters, this.groupBox, this.chooser, this.problem, this.tableBox, this.pager);
-    app.append(this.compareBox, h("h2", {}, "Charts"), this.chartsBox);
+    app.append(this.compareBox, this.parallel, h("h2", {}, "Charts"), this.chartsBox);
     await this.loadTable(true);
     this.timer = window.setInterval(() => void this.live(), LIVE_MS);
     return () => {
@@ -122,12 +138,14 @@ class ProjectView {
         order,
         limit: PAGE,
         offset: this.offset,
+        search: this.q.search,
       });
-      // until the server pages (answer.total), it answers every matching run: page here
+      // the server filters, searches, sorts and pages; one that answers every run (no
+      // total) is paged here
       const page =
         answer.total === undefined
           ? inBrowser(answer.runs, this.q, this.offset, PAGE)
-          : { runs: inBrowser(answer.runs, { ...this.q, order: "" }, 0, PAGE).runs, total: answer.total };
+          : { runs: answer.runs, total: answer.total };
       this.pageRuns = page.runs;
       this.total = page.total;
     } catch (err) {
@@ -137,8 +155,10 @@ class ProjectView {
     }
     this.pageRuns.forEach((r) => this.known.set(r.id, r));
     this.selected ??= this.pageRuns.slice(0, 5).map((r) => r.id);
+    performance.mark("trackd:runs-answer");
     this.drawTable();
     window.trackd.runsTableAt ??= performance.now();
+    performance.mark("trackd:runs-drawn");
     void this.loadCharts();
   }
 
@@ -171,10 +191,12 @@ class ProjectView {
         this.apply();
       },
       onSelect: (id, on) => this.select(id, on),
+      onMove: (id, before) => this.moveColumn(id, before),
     });
     keepFocus(this.tableBox, () => this.tableBox.replaceChildren(table));
     this.tableBox.dataset.total = String(this.total);
     this.drawPager();
+    this.drawParallel();
   }
 
   private drawControls(columns: [string, string][]): void {
@@ -194,12 +216,40 @@ class ProjectView {
     this.groupBox.replaceChildren(by);
   }
 
+  /** Column ``id`` before column ``before`` (null: last); kept in the address. */
+  private moveColumn(id: string, before: string | null): void {
+    const rest = (this.shown ?? DEFAULT_COLUMNS).filter((c) => c !== id);
+    const at = before === null ? rest.length : rest.indexOf(before);
+    rest.splice(at < 0 ? rest.length : at, 0, id);
+    this.shown = rest;
+    setParams({ cols: rest.join(",") });
+    this.drawTable();
+    this.tableBox.querySelector<HTMLElement>(`th[data-col="${CSS.escape(id)}"] button`)?.focus();
+  }
+
   private select(id: string, on: boolean): void {
     const rest = (this.selected ?? []).filter((s) => s !== id);
     this.selected = on ? [...rest, id] : rest;
     setParams({ runs: this.selected.join(",") });
     this.drawTable();
     void this.loadCharts();
+  }
+
+  private drawParallel(): void {
+    if (!this.parallel.open) return this.parallelBox.replaceChildren(); // drawn when opened
+    const width = Math.max(600, (this.parallel.clientWidth || 1000) - 24);
+    const panel = parallelPanel(
+      this.pageRuns,
+      this.metric,
+      this.selected ?? [],
+      (metric) => {
+        this.metric = metric;
+        setParams({ pc: metric });
+        this.drawParallel();
+      },
+      width,
+    );
+    this.parallelBox.replaceChildren(panel);
   }
 
   private drawPager(): void {
@@ -252,8 +302,10 @@ class ProjectView {
       group: this.groupBy ? this.groupOf(r) : null,
       color: this.lineColor(r),
     });
+    performance.mark("trackd:compare-drawn");
     this.grid = new ChartGrid(keys, runs.map(line), settingsFrom(current().params));
     this.chartsBox.replaceChildren(this.grid.el);
+    performance.mark("trackd:grid-built");
   }
 
   /** Every 2 s: the running runs shown, their rows and their new points. */

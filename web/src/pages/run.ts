@@ -6,6 +6,7 @@ import { ChartGrid, settingsFrom } from "../charts/grid";
 import { h } from "../dom";
 import { duration, durationOf, flatten, value, when } from "../format";
 import { current, href } from "../route";
+import { MediaSection, mediaKeys } from "../media/section";
 import { metricKeys } from "./keys";
 
 const LIVE_MS = 2000;
@@ -69,8 +70,8 @@ export async function runPage(
   project: string,
   id: string,
 ): Promise<() => void> {
-  let run = await api.run(entity, project, id);
-  const files = await api.files(entity, project, id);
+  const [first, files] = await Promise.all([api.run(entity, project, id), api.files(entity, project, id)]);
+  let run = first;
   const top = h("div", { class: "run-top" });
   const draw = () =>
     top.replaceChildren(
@@ -104,7 +105,11 @@ export async function runPage(
     chartsBox.replaceChildren(grid.el);
   };
   chart();
-  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), h("h2", {}, "Charts"), chartsBox);
+  const media = new MediaSection(run);
+  let mediaAt = JSON.stringify([mediaKeys(run.summary), run.last_step]);
+  app.append(title, top, h("h2", {}, "Files"), filesList(run, files), media.el);
+  app.append(h("h2", {}, "Charts"), chartsBox);
+  await media.load(mediaKeys(run.summary));
 
   const timer = setInterval(async () => {
     if (run.state !== "running") return clearInterval(timer);
@@ -113,9 +118,15 @@ export async function runPage(
     await grid?.poll([was]); // once more after it finished: its last points
     draw();
     chart(); // a key logged for the first time gets its panel
+    const now = JSON.stringify([mediaKeys(run.summary), run.last_step]);
+    if (now !== mediaAt) {
+      mediaAt = now; // new media steps (the files already shown are not fetched again)
+      await media.load(mediaKeys(run.summary));
+    }
   }, LIVE_MS);
   return () => {
     clearInterval(timer);
     grid?.destroy();
+    media.destroy();
   };
 }

@@ -7,7 +7,7 @@ export interface TableQuery {
   state: string; // "" for any
   tags: string[]; // runs with any of these tags
   group: string;
-  search: string; // in the name (applied in the browser)
+  search: string; // in the name or id (the server's search=)
   where: string; // "lr > 0.01, summary.loss < 0.5"
   order: string; // "-created_at", "+config.lr"
 }

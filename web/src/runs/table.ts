@@ -39,6 +39,7 @@ export interface TableView {
   selected: string[];
   onSort: (order: string) => void;
   onSelect: (id: string, on: boolean) => void;
+  onMove: (id: string, before: string | null) => void; // column ``id`` moved before ``before`` (null: last)
   colorOf: (run: Run) => string; // the run's colour on the charts
   groupBy: string; // "" or a column: rows come in groups of equal values, in order of first appearance
 }
@@ -82,7 +83,10 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
       view.onSort(sorted && !view.order.startsWith("-") ? `-${id}` : `+${id}`),
     );
     const group = id.startsWith("config.") ? "config" : id.startsWith("summary.") ? "summary" : "";
-    head.append(h("th", { "aria-sort": dir, class: group, title: id }, button));
+    const title = `${id} (drag, or alt+arrow keys, to move the column)`;
+    const th = h("th", { "aria-sort": dir, class: group, title, draggable: "true", "data-col": id }, button);
+    movable(th, id, view);
+    head.append(th);
   }
   const body = h("tbody");
   const groups: [string | null, Run[]][] = view.groupBy ? grouped(runs, view.groupBy) : [[null, runs]];
@@ -101,6 +105,30 @@ export function runsTable(runs: Run[], view: TableView): HTMLTableElement {
   }
   body.addEventListener("keydown", keys);
   return h("table", { class: "runs", id: "runs-table" }, h("thead", {}, head), body);
+}
+
+/** A header cell that moves its column: dragged onto another, or alt+left/right on it. */
+function movable(th: HTMLElement, id: string, view: TableView): void {
+  const ids = view.columns.map(([c]) => c);
+  th.addEventListener("dragstart", (e) => e.dataTransfer?.setData("text/x-trackd-column", id));
+  th.addEventListener("dragover", (e) => {
+    if (e.dataTransfer?.types.includes("text/x-trackd-column")) e.preventDefault();
+  });
+  th.addEventListener("drop", (e) => {
+    const moved = e.dataTransfer?.getData("text/x-trackd-column");
+    e.preventDefault();
+    if (!moved || moved === id) return;
+    // dropped on a column to its right: after it; to its left: before it
+    const after = ids.indexOf(moved) < ids.indexOf(id);
+    view.onMove(moved, after ? (ids[ids.indexOf(id) + 1] ?? null) : id);
+  });
+  th.addEventListener("keydown", (e) => {
+    if (!e.altKey || (e.key !== "ArrowLeft" && e.key !== "ArrowRight")) return;
+    e.preventDefault();
+    const at = ids.indexOf(id);
+    if (e.key === "ArrowLeft" && at > 0) view.onMove(id, ids[at - 1]);
+    if (e.key === "ArrowRight" && at < ids.length - 1) view.onMove(id, ids[at + 2] ?? null);
+  });
 }
 
 function row(run: Run, view: TableView): HTMLElement {
