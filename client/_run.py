@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from . import _save
+from . import _environment, _save
 from ._config import Config
 from ._names import check_run_text, check_tags
+from ._side_records import SideRecords
 from ._transport import Stream, Transport
 from ._values import check_ints, check_key, check_log_data, log_value, summary_row
 from ._wire import media
@@ -65,6 +66,19 @@ def _check_size(payload: bytes, what: str) -> None:
             f"{what} is {len(payload)} bytes once encoded; one record may be at most "
             f"{MAX_RECORD_BYTES} bytes: log fewer or smaller values, or save large data as a file"
         )
+
+
+SYSTEM_PREFIX = "system/"  # the daemon's system metrics (see _side_records)
+
+
+def _check_not_system(keys: Any) -> None:
+    for key in keys:
+        if key.startswith(SYSTEM_PREFIX):
+            raise ValueError(
+                f"log(): key {key!r} starts with {SYSTEM_PREFIX!r}, which is reserved for the "
+                "system metrics trackd records itself; log it under another name, e.g. "
+                f"{'sys_' + key[len(SYSTEM_PREFIX) :]!r}"
+            )
 
 
 class RunState(enum.Enum):
@@ -211,6 +225,7 @@ class Run:
         self._on_finished: Callable[[Run], None] | None = None
         self._saves: list[_save.SaveRequest] = []
         self._finish_hooks: list[Callable[[Run], None]] = []  # e.g. watch() removes its hooks
+        self._side: SideRecords | None = None  # console output, system samples, env files
 
     name = _MetaField()
     notes = _MetaField()
@@ -219,7 +234,12 @@ class Run:
     job_type = _MetaField()
 
     # -- lifecycle ----------------------------------------------------------------------
-    def _start(self) -> None:
+    def _start(
+        self, console: bool = False, system: bool = False, git: _environment.Git | None = None
+    ) -> None:
+        """Attach (unless attached already), send the RunStart, and start what runs beside
+        the script: console capture, system samples, the environment files (given ``git``,
+        the checkout the diff is taken from)."""
         if self._transport is not None and self._stream is None:
             attach = p.Attach(
                 p.ATTACH,
@@ -237,6 +257,12 @@ class Run:
             self._send = self._transport.send
             self._emit_record(self._meta)
         self.config._set_callback(self._send_config)
+        if self._stream is not None:
+            self._side = SideRecords(self, console, system)
+            self._stream.on_sample = self._side.on_sample
+            self._stream.on_turn = self._side.on_turn
+            if git is not None:
+                self._side.save_environment(git)
 
     @property
     def step(self) -> int:
@@ -260,6 +286,9 @@ class Run:
     @property
     def state(self) -> str:
         return self._state.value
+
+    def _is_running(self) -> bool:
+        return self._state is RunState.RUNNING
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -323,7 +352,9 @@ class Run:
             row = data  # flat, known-good keys, plain numbers: nothing to convert
         else:
             row = check_log_data(data)
-            self._good_keys.update(row)
+            if not self._good_keys.issuperset(row):
+                _check_not_system(row.keys() - self._good_keys)
+                self._good_keys.update(row)
             if media.row_has_raw(row):
                 self._log_media(row, step, commit)
                 return
@@ -503,6 +534,8 @@ class Run:
         Calling it again does nothing. ``exit_code`` other than 0 marks the run failed.
         """
         code = self._exit_code if exit_code is None else check_exit_code(exit_code)
+        if self._side is not None and self._state is RunState.RUNNING:
+            self._side.close()  # outside the lock: it waits for a thread that takes it
         with self._lock:
             if self._state is not RunState.RUNNING:
                 return

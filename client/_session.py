@@ -7,7 +7,6 @@ import atexit
 import datetime
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import _environment
 from ._config import DEFAULTS_FILE, config_source_to_dict, load_config_file
 from ._names import (
     check_names,
@@ -168,6 +168,7 @@ def _new_run(
     if transport is not None:
         stream, start = _attach(transport, run_id, mode, resume, start, who.label)
     upload = start.upload
+    environment, git = _environment.collect() if mode != "disabled" else ({}, None)
     meta = p.RunStart(
         kind=p.RUN_START,
         run_id=run_id,
@@ -184,16 +185,18 @@ def _new_run(
         host=socket.gethostname(),
         pid=os.getpid(),
         program=_program(),
-        git_commit=_git_commit(),
+        git_commit=git.commit if git is not None else None,
         mode=mode,
         resumed=start.resumed,
         start_step=start.step,
         writer=who.label,
         primary=who.primary,
+        environment=environment or None,
     )
     run = Run(meta, str(start.run_dir), transport, upload, stream)
     run._on_finished = _forget
-    run._start()
+    files = git if settings.environment_files else None
+    run._start(settings.console, settings.system_interval > 0, files)
     if not settings.silent and mode != "disabled":
         where = f"{upload.base_url} ({upload.entity}/{upload.project})" if upload else start.run_dir
         print(f"trackd: run {meta.name} ({run_id}) logging to {where}", file=sys.stderr)
@@ -334,16 +337,6 @@ def _plain_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _program() -> str | None:
     return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _forget(run: Run) -> None:

@@ -80,6 +80,8 @@ class Stream:
         "resend",
         "rejected",
         "daemon_error",
+        "on_turn",
+        "on_sample",
     )
 
     def __init__(self, attach: p.Attach) -> None:
@@ -103,6 +105,9 @@ class Stream:
         self.resend = False
         self.rejected: list[tuple[int, str]] = []  # records the server refused: (seq, why)
         self.daemon_error: str | None = None  # why the daemon cannot store records now
+        # the run's work on the I/O thread: console lines each turn, system samples
+        self.on_turn: Callable[[float], None] | None = None
+        self.on_sample: Callable[[p.Sample], None] | None = None
 
     @property
     def pending(self) -> int:
@@ -307,6 +312,8 @@ class Transport:
     def _serve(self, stream: Stream, now: float) -> None:
         """Attach if due, resend, send what is ready, refill from the spill, ask to flush."""
         send = self._send_blob
+        if stream.on_turn is not None:
+            stream.on_turn(now)  # may add records (console output) to the stream
         refused = stream.answer is not None and not stream.answer.accepted
         writes = stream.attach.mode != "sync"  # a sync only uploads: it never attaches
         if writes and (
@@ -407,6 +414,9 @@ class Transport:
         elif isinstance(record, p.Attached):
             stream.answer = record
             stream.answered.set()
+        elif isinstance(record, p.Sample):
+            if stream.on_sample is not None:
+                stream.on_sample(record)
         elif isinstance(record, p.Nack) and stream.answered.is_set():
             log.info("trackd: daemon lost run %s (%s); attaching again", stream.run_id, record)
             stream.attach_sent = None  # attach again, then resend every unacked blob

@@ -38,6 +38,7 @@ from trackd._wire.layout import (
 from trackd._wire.settings import Settings, load
 
 from ._run_slot import CRASH_GRACE, RunSlot, recover_spills, writer_of
+from ._sampler import Sampler, Target
 from ._uploader import Uploader, UploadStatus
 
 log = logging.getLogger("trackd.daemon")
@@ -72,6 +73,8 @@ class Daemon:
         self._waiters: dict[str, tuple[bytes, str]] = {}  # key -> (client, run id) waiting
         self._nacked: set[str] = set()  # runs told to re-attach, in the message being handled
         self._reported: dict[str, UploadStatus] = {}
+        interval = settings.system_interval
+        self.sampler = Sampler(interval) if interval > 0 else None  # one for all runs
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> bool:
@@ -95,6 +98,8 @@ class Daemon:
         tmp.write_text(str(os.getpid()))
         tmp.replace(self.path / PID_NAME)
         self.uploader.start()
+        if self.sampler is not None:
+            self.sampler.start()
         self.state = DaemonState.RUNNING
         log.info("daemon %d serving %s", os.getpid(), sock_path)
         return True
@@ -132,6 +137,8 @@ class Daemon:
             now = time.monotonic()
             self._sync(now, force=False)
             self._report_uploads()
+            if self.sampler is not None:
+                self._pass_samples(self.sampler)
             if now >= self._next_liveness:
                 self._next_liveness = now + self.settings.liveness_interval
                 self._check_clients(now)
@@ -151,6 +158,8 @@ class Daemon:
             self._ack(slot)
         self.runs.clear()
         self.uploader.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
         pid_file = self.path / PID_NAME
         try:
             if pid_file.read_text().strip() == str(os.getpid()):
@@ -322,6 +331,22 @@ class Daemon:
                 self._sock.send_multipart([identity, p.encode(ack)], zmq.NOBLOCK)
             except zmq.ZMQError:
                 self._waiters.pop(key, None)
+
+    # -- system metrics -----------------------------------------------------------------
+    def _pass_samples(self, sampler: Sampler) -> None:
+        """Tell the sampler which training processes to measure; send each run's client
+        the samples taken (it stores them in its own run log)."""
+        sampler.watch(
+            {
+                key: Target(slot.pid, str(slot.run_dir))
+                for key, slot in self.runs.items()
+                if not slot.finished and not slot.crash_marked
+            }
+        )
+        for key, when, data in sampler.take():
+            slot = self.runs.get(key)
+            if slot is not None and not slot.finished:
+                self._send(slot.identity, p.Sample(p.SAMPLE, slot.run_id, 0, when, data))
 
     # -- durability ---------------------------------------------------------------------
     def _sync(self, now: float, force: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
-from . import _history, _rejections, _run_query, _runs, _writers
+from . import _console, _history, _rejections, _run_query, _runs, _system_stats, _writers
 from . import _schema as s
 from ._auth import visible_entities
 from ._http import Caller, app_state, member_entity, respond
@@ -101,7 +101,8 @@ def runs(
 
 @router.get(
     "/runs/{entity}/{project}/{run_id}",
-    summary="One run, with the records ingest refused (rejected_records, rejected_count)",
+    summary="One run, with the records ingest refused (rejected_records, rejected_count) and "
+    "its system-metrics keys (system_keys)",
 )
 def run(request: Request, entity: str, project: str, run_id: str, principal: Caller) -> Response:
     ent = member_entity(request, principal, entity)
@@ -109,7 +110,13 @@ def run(request: Request, entity: str, project: str, run_id: str, principal: Cal
         row = _runs.get_run(conn, ent, project, run_id)
         rejected = _rejections.for_run(conn, row.id)
         writers = _writers.for_run(conn, row.id)
-    doc = dict(_runs.run_json(row, ent.name, project), writers=writers, **rejected)
+        system_keys = _system_stats.keys_of(conn, row.id)
+    doc = dict(
+        _runs.run_json(row, ent.name, project),
+        writers=writers,
+        **rejected,
+        system_keys=system_keys,
+    )
     return respond(request, doc)
 
 
@@ -132,3 +139,24 @@ def history(
         if query.samples is not None:
             return respond(request, _history.sampled(conn, row.id, query))
         return respond(request, _history.rows(conn, row.id, query))
+
+
+@router.get(
+    "/runs/{entity}/{project}/{run_id}/logs",
+    summary="What a run printed (stdout and stderr), line by line, after a line number",
+)
+def logs(
+    request: Request,
+    entity: str,
+    project: str,
+    run_id: str,
+    principal: Caller,
+    after: Annotated[
+        int, Query(description="only lines numbered above this (0: from the start)")
+    ] = 0,
+    limit: Annotated[int | None, Query(description="at most this many lines (1..10000)")] = None,
+) -> Response:
+    ent = member_entity(request, principal, entity)
+    with app_state(request).db.read() as conn:
+        row = _runs.get_run(conn, ent, project, run_id)
+        return respond(request, _console.read(conn, row.id, after, limit))

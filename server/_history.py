@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from . import _history_store as store
 from . import _schema as s
 from ._downsample import read, values_of
-from ._record_rules import INT64_MAX, INT64_MIN, MAX_KEY_LEN
+from ._record_rules import INT64_MAX, INT64_MIN, MAX_KEY_LEN, SYSTEM_PREFIX
 from ._values import render
 from .errors import BadRequest
 
@@ -70,11 +70,15 @@ class HistoryQuery:
 
 
 def run_keys(conn: Connection, run_pk: int, keys: list[str] | None) -> list[tuple[str, int]]:
-    """``(key, key_id)`` of the run's keys (those named in ``keys``), in the order first logged."""
+    """``(key, key_id)`` of the run's keys (those named in ``keys``), in the order first logged.
+    Without ``keys``: the keys the script logged, not the system metrics (``system/...``, on
+    an axis of their own, see :mod:`._system_stats`)."""
     k = s.run_keys.c
     stmt = select(k.key, k.id).where(k.run_pk == run_pk)
     if keys is not None:
         stmt = stmt.where(k.key.in_(keys))
+    else:
+        stmt = stmt.where(func.substr(k.key, 1, len(SYSTEM_PREFIX)) != SYSTEM_PREFIX)
     return [(key, int(key_id)) for key, key_id in conn.execute(stmt.order_by(k.id))]
 
 

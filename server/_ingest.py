@@ -46,7 +46,17 @@ from trackd._wire.ingest import decode_body
 from trackd._wire.limits import WRITER_RULE, valid_writer
 from trackd._wire.summary import MetricDef, dump_state, load_state, parse_summary_modes
 
-from . import _ingest_columns, _rejections, _rich_values, _run_blobs, _run_json, _runs, _writers
+from . import (
+    _console,
+    _ingest_columns,
+    _rejections,
+    _rich_values,
+    _run_blobs,
+    _run_json,
+    _runs,
+    _system_stats,
+    _writers,
+)
 from . import _schema as s
 from ._auth import Principal, entity_for
 from ._db import Database
@@ -57,7 +67,10 @@ from ._record_rules import INT64_MAX, plain_history, record_problem
 from ._values import StoredValue, encode_value
 from .errors import BadRequest, InvalidRecord
 
-_STORED = "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File"
+_STORED = (
+    "send only RunStart, History, Config, Summary, Metric, Finish, RunUpdate, File, Output, "
+    "SystemStats"
+)
 _COLUMNS_UPDATED = {"name": "name", "notes": "notes", "group": "run_group", "job_type": "job_type"}
 
 Encoded = dict[str, StoredValue]  # a History's list and map values, encoded while checking
@@ -252,6 +265,9 @@ class _Applier:
         self.writer_values: dict[str, Any] = {}
         self.primary = writer is None or bool(writer.is_primary)
         self.writer_step: int | None = None if writer is None else writer.last_step
+        self._writer_label = "" if writer is None else str(writer.writer)
+        self.outputs: list[p.Output] = []  # console lines
+        self.system: list[p.SystemStats] = []  # system metrics, on their own axis
         self.config: dict[str, Any] | None = None
         self.summary = load_state(run.summary_state)
         self.summary_changed = False
@@ -268,12 +284,21 @@ class _Applier:
             p.RUN_UPDATE: self._run_update,
             p.FILE: _run_blobs.store_saved_one(self.db, self.conn, self.run.id),
             COLUMNS: self._columns,
+            p.OUTPUT: self.outputs.append,
+            p.SYSTEM_STATS: self.system.append,
         }
         for record in records:
             handlers[record.kind](record)
         _rich_values.store(self.db, self.conn, self.run.id, records, self.encoded)
         if self.points:
-            self._write_history()
+            self._write_history(self.points)
+        if self.outputs:
+            _console.store(self.conn, self.run.id, self.outputs, self._writer_label)
+        if self.system:
+            system = BatchPoints()
+            for row in _system_stats.as_rows(self.conn, self.run.id, self.system):
+                system.add_row(row)
+            self._write_history(system)
         kinds = {r.kind for r in records}
         if self.primary and self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
@@ -326,6 +351,8 @@ class _Applier:
             finished_at=None,
             exit_code=None,
         )
+        if r.environment:
+            self.values["environment"] = _run_json.to_json_text(r.environment)
         self._merge_config(r.config or {})
 
     def _run_update(self, r: p.RunUpdate) -> None:
@@ -359,13 +386,13 @@ class _Applier:
         if self.writer is not None and (self.writer_step is None or top > self.writer_step):
             self.writer_step = top
 
-    def _write_history(self) -> None:
+    def _write_history(self, points: BatchPoints) -> None:
         """The batch's points, key by key, appended to (or merged into) the key's blocks."""
         tails = self._key_tails()
         writer = BlockWriter(self.conn, self.run.id)
-        for key, points in self.points.by_key().items():
+        for key, series in points.by_key().items():
             tail = tails.get(key) or KeyTail(self._new_key(key))
-            writer.add(tail, points)
+            writer.add(tail, series)
         writer.flush()
 
     def _key_tails(self) -> dict[str, KeyTail]:

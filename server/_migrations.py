@@ -218,6 +218,20 @@ _V8_RUN_WRITERS = (
         PRIMARY KEY (run_pk, writer)) {without_rowid}""",
 )
 
+_V9_CONSOLE_LINES_AND_ENVIRONMENT = (
+    # what runs printed (Output records), one row per line; see _console
+    """CREATE TABLE console_lines (
+        run_pk BIGINT NOT NULL REFERENCES runs(id),
+        line BIGINT NOT NULL,
+        time DOUBLE PRECISION NOT NULL,
+        stream TEXT NOT NULL,
+        writer TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL,
+        PRIMARY KEY (run_pk, line)) {without_rowid}""",
+    # the run environment recorded at init (RunStart.environment), as JSON text
+    "ALTER TABLE runs ADD COLUMN environment TEXT",
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -231,6 +245,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     6: _V6_HISTORY_BLOCKS_AND_RUN_JSON,
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     8: _V8_RUN_WRITERS,
+    9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

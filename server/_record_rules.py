@@ -52,6 +52,7 @@ from trackd._wire.summary import GOALS, parse_summary_modes
 FINISH_STATES = frozenset({"finished", "failed", "crashed"})
 
 _VALUES = "values are None, bool, int, float, str, or lists and str-keyed maps of those"
+SYSTEM_PREFIX = "system/"  # SystemStats keys; they live on their own axis (see _system_stats)
 _TEXT_FIELDS = ("name", "group", "job_type", "notes", "host", "program", "git_commit")
 
 
@@ -247,7 +248,26 @@ def _run_start(r: p.RunStart) -> str | None:
         _tags_problem(r.tags),
         time_problem("RunStart start_time", r.start_time, nullable=True),
         map_problem("RunStart config", r.config if r.config is not None else {}),
+        map_problem("RunStart environment", r.environment or {}),
     )
+
+
+def _output(r: p.Output) -> str | None:
+    if r.stream not in ("stdout", "stderr"):
+        return f"Output stream {show(r.stream)} is not 'stdout' or 'stderr'"
+    if type(r.text) is not str:
+        return f"Output text {show(r.text)} is {_type_name(r.text)}; it must be a str"
+    return _first(time_problem("Output time", r.time), text_problem("Output text", r.text))
+
+
+def _system_stats(r: p.SystemStats) -> str | None:
+    problem = _first(time_problem("SystemStats time", r.time), map_problem("SystemStats", r.data))
+    if problem is not None:
+        return problem
+    for key in r.data:
+        if not key.startswith(SYSTEM_PREFIX):
+            return f"SystemStats key {show(key)} does not start with {SYSTEM_PREFIX!r}"
+    return None
 
 
 def _history(r: p.History) -> str | None:
@@ -436,6 +456,8 @@ _CHECKS: dict[int, Callable[[Any], str | None]] = {
     p.RUN_UPDATE: _run_update,
     p.HISTORY_MEDIA: _history_media,
     p.FILE: _file,
+    p.OUTPUT: _output,
+    p.SYSTEM_STATS: _system_stats,
 }
 
 

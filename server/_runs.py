@@ -102,6 +102,7 @@ def run_json(row: Row[Any], entity: str, project: str) -> dict[str, Any]:
         "exit_code": row.exit_code,
         "last_seq": row.last_seq,
         "last_step": row.last_step,
+        "environment": json.loads(row.environment) if row.environment else None,
     }
 
 

@@ -138,6 +138,7 @@ runs = Table(
     Column("last_step", BigInteger),
     Column("config_json", JsonText),  # migration 6 (PostgreSQL: JSONB), see _run_json
     Column("summary_json", JsonText),  # migration 6 (PostgreSQL: JSONB)
+    Column("environment", Text),  # migration 9: RunStart.environment as JSON text
 )
 
 run_keys = Table(
@@ -222,4 +223,15 @@ run_writers = Table(  # migration 8: the labelled writers of a shared run, see _
     Column("started_at", Double),
     Column("finished_at", Double),
     Column("exit_code", BigInteger),
+)
+
+console_lines = Table(  # migration 9
+    "console_lines",
+    metadata,
+    Column("run_pk", BigInteger, primary_key=True),
+    Column("line", BigInteger, primary_key=True),  # 1, 2, ... per run, in the order applied
+    Column("time", Double, nullable=False),
+    Column("stream", Text, nullable=False),  # stdout | stderr
+    Column("writer", Text, nullable=False),  # the writer's label ("" = the run's only writer)
+    Column("text", Text, nullable=False),
 )

@@ -23,6 +23,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("TRACKD_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("TRACKD_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("TRACKD_SILENT", "1")
+    # records a run gets beside what a test logs, at times no test controls: off unless a
+    # test turns them on (tests/e2e/test_run_env.py), so runs hold exactly what tests log
+    monkeypatch.setenv("TRACKD_SYSTEM_INTERVAL", "0")
+    monkeypatch.setenv("TRACKD_ENVIRONMENT_FILES", "0")
     yield
     from trackd import _session
 

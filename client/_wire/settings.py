@@ -47,6 +47,19 @@ TABLE: tuple[tuple[str, Any, str, str], ...] = (
     ),
     ("ca_bundle", None, "TRACKD_CA_BUNDLE", "CA certificates (PEM) to trust for an https server"),
     ("heartbeat_interval", 15.0, "TRACKD_HEARTBEAT_INTERVAL", "uploader: seconds"),
+    (
+        "system_interval",
+        15.0,
+        "TRACKD_SYSTEM_INTERVAL",
+        "daemon: seconds between system-metrics samples (0 = off)",
+    ),
+    ("console", True, "TRACKD_CONSOLE", "capture stdout/stderr into the run (0 = off)"),
+    (
+        "environment_files",
+        True,
+        "TRACKD_ENVIRONMENT_FILES",
+        "save requirements.txt (and diff.patch in a dirty git checkout) with each run (0 = off)",
+    ),
 )
 
 
@@ -73,6 +86,9 @@ class Settings:
     http_trust_env: bool
     ca_bundle: str | None
     heartbeat_interval: float
+    system_interval: float
+    console: bool
+    environment_files: bool
 
     @property
     def daemon_path(self) -> Path:

@@ -247,3 +247,12 @@ def test_run_id_rule_is_the_servers(bad: str) -> None:
     with pytest.raises(UsageError, match="use 1-64 letters, digits, '-' or '_'"):
         trackd.init(id=bad)
     assert trackd.run is None
+
+
+def test_log_refuses_keys_under_system() -> None:
+    run = trackd.init(project="p", mode="offline")
+    with pytest.raises(ValueError, match="'system/gpu' starts with 'system/', which is reserved"):
+        run.log({"loss": 1.0, "system/gpu": 1.0})
+    run.log({"system.gpu": 1.0, "systems/ok": 1.0})
+    run.finish()
+    assert [row["systems/ok"] for row in trackd.read_run(run.dir).history] == [1.0]
