@@ -11,7 +11,12 @@ import trackd
 from trackd._wire.settings import TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBPACKAGES = {"cli", "daemon", "server"}  # the command line and the other processes, not API
+SUBPACKAGES = {
+    "cli",
+    "daemon",
+    "server",
+    "integrations",
+}  # the CLI, the other processes, the framework integrations (imported on demand): not API
 
 
 def test_all_is_exactly_the_public_surface() -> None:
