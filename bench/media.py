@@ -5,6 +5,9 @@ Side by side in one run, each in a fresh interpreter, with one 256x256x3 uint8 i
 
 - ``floor``: msgpack-pack the raw image value and send it NOBLOCK on a ZeroMQ DEALER to a
   draining ROUTER in another process: the least a logger that ships pixels can do;
+- ``pack_kept``: the floor's msgpack copy, kept in a list instead of sent and freed: the
+  cost of holding each copy until it is durable (fresh memory, page faults), which trackd
+  pays and the floor does not;
 - ``pil_png``: PIL encoding the same image to PNG in-process (what a logger that encodes on
   the training thread pays), at the daemon's zlib level;
 - ``trackd_log``: ``trackd.log({"img": trackd.Image(pixels)})`` through the real spawned
@@ -106,6 +109,14 @@ def bench_floor(calls: int, tmp: str) -> dict[str, Any]:
     return result
 
 
+def bench_pack_kept(calls: int, tmp: str) -> dict[str, Any]:
+    """The floor's msgpack copy, kept (as a logger that must not lose it until the daemon
+    has it on disk keeps it) instead of freed at once: each copy lands in fresh memory."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    kept: list[bytes] = []
+    return measure(lambda img: kept.append(pack({"img": raw_image(img)})), _images(calls))
+
+
 def bench_pil_png(calls: int, tmp: str) -> dict[str, Any]:
     from PIL import Image
     from trackd.daemon._media import PNG_LEVEL
@@ -118,7 +129,11 @@ def bench_pil_png(calls: int, tmp: str) -> dict[str, Any]:
 
 def _env(tmp: str, **extra: str) -> None:
     os.environ.update(
-        TRACKD_DIR=f"{tmp}/runs", TRACKD_DAEMON_DIR=f"{tmp}/d", TRACKD_SILENT="1", **extra
+        TRACKD_DIR=f"{tmp}/runs",
+        TRACKD_DAEMON_DIR=f"{tmp}/d",
+        TRACKD_SILENT="1",
+        TRACKD_ENVIRONMENT_FILES="0",  # images only: no requirements.txt blob beside them
+        **extra,
     )
 
 
@@ -175,6 +190,7 @@ def bench_wandb(calls: int, tmp: str) -> dict[str, Any] | None:
 
 SECTIONS: dict[str, Callable[[int, str], Any]] = {
     "floor": bench_floor,
+    "pack_kept": bench_pack_kept,
     "pil_png": bench_pil_png,
     "trackd_log": bench_trackd_log,
     "end_to_end": bench_end_to_end,
@@ -197,13 +213,14 @@ def main() -> None:
             print(json.dumps(SECTIONS[args.only](args.calls, tmp)))
         return
     out: dict[str, Any] = {"image": list(SHAPE), "cpus": os.cpu_count()}
-    for name in ("floor", "pil_png", "trackd_log", "wandb_offline"):
+    for name in ("floor", "pack_kept", "pil_png", "trackd_log", "wandb_offline"):
         out[name] = run_section(name, args.calls)
     out["end_to_end"] = run_section("end_to_end", args.images)
     t, f, png = out["trackd_log"], out["floor"], out["pil_png"]
     if "p50_us" in t and "p50_us" in f and "p50_us" in png:
         out["ratios"] = {
             "trackd_p50_vs_floor": round(t["p50_us"] / f["p50_us"], 2),
+            "pack_kept_p50_vs_floor": round(out["pack_kept"]["p50_us"] / f["p50_us"], 2),
             "trackd_p50_vs_pil_png": round(t["p50_us"] / png["p50_us"], 3),
         }
         wb = out.get("wandb_offline")
