@@ -31,7 +31,10 @@ def run_script(
     )
 
 
-def start_script(code: str, tmp_path: Path, **popen: Any) -> subprocess.Popen[str]:
+def start_script(
+    code: str, tmp_path: Path, env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    """Run ``code`` (dedented) as a script in ``tmp_path``, with ``env`` added to ours."""
     script = tmp_path / f"script_{time.monotonic_ns()}.py"
     script.write_text(textwrap.dedent(code))
     return subprocess.Popen(
@@ -40,7 +43,7 @@ def start_script(code: str, tmp_path: Path, **popen: Any) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        env=os.environ.copy(),
+        env=dict(os.environ, **(env or {})),
         **popen,
     )
 

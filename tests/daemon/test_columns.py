@@ -11,6 +11,8 @@ import msgpack
 from trackd._wire import columns
 from trackd._wire import records as p
 
+from tests._support.values import same_value
+
 
 def _records(rng: random.Random, n: int) -> list[list[Any]]:
     odd: list[Any] = ["str", 2**60, -(2**63), [1, 2], {"a": 1}, b"raw"]
@@ -47,18 +49,6 @@ def _back(element: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def test_every_record_comes_back_exactly_and_in_order() -> None:
     rng = random.Random(9)
     for n in (0, 1, 7, 8, 50, 3000):
@@ -79,8 +69,12 @@ def test_every_record_comes_back_exactly_and_in_order() -> None:
         for got, want in zip(back, records, strict=True):
             assert (
                 got[:4] == want[:4]
-                and _same(got[4:], want[4:])
-                or (type(want[4]) is int and got[4] == float(want[4]) and _same(got[5], want[5]))
+                and same_value(got[4:], want[4:])
+                or (
+                    type(want[4]) is int
+                    and got[4] == float(want[4])
+                    and same_value(got[5], want[5])
+                )
             ), (got, want)  # an int time travels as a float (the server stores floats)
         if n >= 50:
             assert elements >= 1

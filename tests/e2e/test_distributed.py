@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pytest
 import trackd
 
 from tests._support.postgres import PostgresCluster
-from tests._support.procs import wait_for
+from tests._support.procs import start_script, wait_for
 from tests._support.server import ServerProcess, free_port, running_server
 from tests.e2e.conftest import Remote
 
@@ -63,19 +61,6 @@ def _online(monkeypatch: pytest.MonkeyPatch, server: ServerProcess) -> None:
     monkeypatch.setenv("TRACKD_BASE_URL", server.url)
     monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
     monkeypatch.setenv("TRACKD_BATCH_SECONDS", "0.2")
-
-
-def _start(code: str, tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    script = tmp_path / f"script_{time.monotonic_ns()}.py"
-    script.write_text(textwrap.dedent(code))
-    return subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=dict(os.environ, **(env or {})),
-    )
 
 
 def _done(proc: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -143,15 +128,19 @@ def test_a_shared_run_from_three_processes_and_two_daemons(
     _online(monkeypatch, upstream)
     other_daemon = tempfile.mkdtemp(prefix="trkd-b-")
     try:
-        killed = _start(WRITER.format(label="rank-2", primary=False, n=N, crash=True), tmp_path)
+        killed = start_script(
+            WRITER.format(label="rank-2", primary=False, n=N, crash=True), tmp_path
+        )
         assert killed.stdout is not None and killed.stdout.readline().strip() == "logged"
-        same_label = _start(SAME_LABEL, tmp_path)
-        second = _start(
+        same_label = start_script(SAME_LABEL, tmp_path)
+        second = start_script(
             WRITER.format(label="rank-1", primary=False, n=N, crash=False),
             tmp_path,
             {"TRACKD_DAEMON_DIR": other_daemon},
         )
-        first = _start(WRITER.format(label="rank-0", primary=True, n=N, crash=False), tmp_path)
+        first = start_script(
+            WRITER.format(label="rank-0", primary=True, n=N, crash=False), tmp_path
+        )
         out = _done(same_label)  # while rank-2 lives
         assert "refused:" in out and "being written by another live process" in out
         os.kill(killed.pid, signal.SIGKILL)
@@ -167,7 +156,7 @@ def test_a_shared_run_from_three_processes_and_two_daemons(
         doc = wait_for(crashed, 30, "rank-2 to read as crashed")
         # rank-1 starts again on a third "machine": it continues its own seqs and steps
         third_daemon = tempfile.mkdtemp(prefix="trkd-c-")
-        again = _start(REJOIN, tmp_path, {"TRACKD_DAEMON_DIR": third_daemon})
+        again = start_script(REJOIN, tmp_path, {"TRACKD_DAEMON_DIR": third_daemon})
         # its new log's seqs follow the N + 3 the server holds (RunStart, N rows, Summary,
         # Finish), its steps the N it logged
         first_seq, last_seq, step = map(int, _done(again).split())
@@ -231,7 +220,7 @@ def _torch_ranks(tmp_path: Path, code: str, world: int) -> list[dict[str, Any]]:
     for rank in range(world):
         env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world)}
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        procs.append(_start(code, tmp_path, env))
+        procs.append(start_script(code, tmp_path, env))
     return [json.loads(_done(proc, 240).strip().splitlines()[-1]) for proc in procs]
 
 
@@ -330,7 +319,7 @@ def test_forking_dataloader_and_multiprocessing_children(
     (each worker's log() is refused), and children started with fork and with spawn each
     write the shared run as their own writer: every stream reads back exactly."""
     _online(monkeypatch, upstream)
-    out = _done(_start(FORKS.format(n=N), tmp_path), 200)
+    out = _done(start_script(FORKS.format(n=N), tmp_path), 200)
     refused, seen = map(int, out.split())
     assert (refused, seen) == (128, 128)
     doc = remote.run("forks", "fk")

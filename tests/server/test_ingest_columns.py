@@ -19,6 +19,7 @@ from trackd._wire import records as p
 from trackd._wire.ingest import encode_body
 
 from tests._support.server import running_server
+from tests._support.values import same_value
 from tests.server._batches import MSGPACK, get_msgpack, ingest_raw, packed, run_start
 
 RUN = "/runs/admin/proj/{}"
@@ -78,19 +79,6 @@ def _history(admin: httpx.Client, run_id: str) -> list[dict[str, Any]]:
     return get_msgpack(admin, f"{RUN.format(run_id)}/history")  # type: ignore[no-any-return]
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal, NaN equal to NaN, and of the same type (1 is not 1.0 is not True)."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 def _metric(run_id: str, seq: int) -> bytes:
     return packed(p.Metric(p.METRIC, run_id, seq, "loss", None, "min,max,mean", "minimize"))
 
@@ -114,13 +102,13 @@ def test_columns_read_back_as_records_do(admin: httpx.Client) -> None:
     assert [r["reason"] for r in one["rejected"]] == [r["reason"] for r in two["rejected"]]
     rows_v1, rows_v2 = _history(admin, "as-records"), _history(admin, "as-columns")
     assert len(rows_v2) == n - 3  # two refused rows, and step 45 logged twice
-    assert _same(rows_v1, rows_v2)
+    assert same_value(rows_v1, rows_v2)
     by_step = {row["_step"]: row for row in rows_v2}
     assert by_step[41]["big"] == 2**60 and by_step[43]["i"] == -(2**53)
     assert by_step[45]["i"] == 46  # the later point at step 45
     run_v1 = get_msgpack(admin, RUN.format("as-records"))
     run_v2 = get_msgpack(admin, RUN.format("as-columns"))
-    assert _same(run_v1["summary"], run_v2["summary"])
+    assert same_value(run_v1["summary"], run_v2["summary"])
     assert run_v2["summary"]["loss"]["min"] == 1.0 / n and run_v2["summary"]["flag"] is False
     assert run_v2["last_step"] == run_v1["last_step"] == n - 1
 
@@ -162,7 +150,7 @@ def test_rows_of_a_columnar_element_are_refused_by_the_record_rules(admin: httpx
     assert [r["seq"] for r in two["rejected"]] == [5, 7, 11, 14]
     assert one["durable_seq"] == two["durable_seq"] == 21
     rows = _history(admin, "rules-columns")
-    assert _same(rows, _history(admin, "rules-records"))
+    assert same_value(rows, _history(admin, "rules-records"))
     assert [r["_step"] for r in rows] == [i for i in range(20) if i not in (3, 5, 9, 12)]
 
 
@@ -250,12 +238,12 @@ def test_the_binary_bulk_answer_carries_every_kind_exactly(admin: httpx.Client) 
     )
     [col] = msgpack.unpackb(binary.content, raw=False, strict_map_key=False)["series"]
     [series] = plain["series"]
-    assert _same(series["value"][:9], values[:9]) and series["value"][9] == {"a": [1, 2]}
+    assert same_value(series["value"][:9], values[:9]) and series["value"][9] == {"a": [1, 2]}
     floats = np.frombuffer(col["value"], "<f8")
     assert np.frombuffer(col["step"], "<i8").tolist() == series["step"]
     assert np.frombuffer(col["time"], "<f8").tolist() == series["time"]
     for i, value in enumerate(series["value"]):
         if type(value) is float or (type(value) is int and abs(value) <= 2**53):
-            assert _same(float(floats[i]), float(value)) and i not in col["exact"]
+            assert same_value(float(floats[i]), float(value)) and i not in col["exact"]
         else:
-            assert math.isnan(floats[i]) and _same(col["exact"][i], value)
+            assert math.isnan(floats[i]) and same_value(col["exact"][i], value)
