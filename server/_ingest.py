@@ -265,7 +265,6 @@ class _Applier:
         self.writer_values: dict[str, Any] = {}
         self.primary = writer is None or bool(writer.is_primary)
         self.writer_step: int | None = None if writer is None else writer.last_step
-        self._writer_label = "" if writer is None else str(writer.writer)
         self.outputs: list[p.Output] = []  # console lines
         self.system: list[p.SystemStats] = []  # system metrics, on their own axis
         self.config: dict[str, Any] | None = None
@@ -293,7 +292,8 @@ class _Applier:
         if self.points:
             self._write_history(self.points)
         if self.outputs:
-            _console.store(self.conn, self.run.id, self.outputs, self._writer_label)
+            label = "" if self.writer is None else str(self.writer.writer)
+            _console.store(self.conn, self.run.id, self.outputs, label)
         if self.system:
             system = BatchPoints()
             for row in _system_stats.as_rows(self.conn, self.run.id, self.system):
