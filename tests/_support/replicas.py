@@ -11,7 +11,7 @@ Every replica is started the same way: the same database, the same admin key, th
 file store (``store_args``, e.g. a shared data dir); each has its own port and log file.
 haproxy is Debian's package (``apt-get install -y haproxy``); a missing binary is an
 error, not a skip. Its configuration is written from the replicas' ports: round robin,
-``/healthz`` checks every 200 ms, and retries on connection failures.
+``/healthz`` checks every 200 ms (out after two failures), and retries on connection failures.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ defaults
     timeout connect 1s
     timeout client 120s
     timeout server 120s
+    timeout check 3s
     retries 3
     option redispatch
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure
 frontend trackd
     bind 127.0.0.1:{port}
     default_backend replicas
@@ -44,7 +45,7 @@ backend replicas
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server check inter 200ms fall 1 rise 1
+    default-server check inter 200ms fall 2 rise 1
 {servers}
 """
 
