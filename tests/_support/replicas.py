@@ -29,8 +29,11 @@ from tests._support.server import START_TIMEOUT, STOP_TIMEOUT, ServerProcess, fr
 HAPROXY_CONFIG = """\
 global
     maxconn 4096
+    log stdout format raw local0
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 1s
     timeout client 120s
     timeout server 120s
