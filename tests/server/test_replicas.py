@@ -21,6 +21,7 @@ from trackd.server._duty_lock import REAPER
 
 from tests._support.postgres import PostgresCluster
 from tests._support.replicas import replicas
+from tests._support.server import ServerProcess
 from tests.server._batches import (
     MSGPACK,
     finish,
@@ -39,6 +40,7 @@ TIMEOUT = 1.5  # the replicas' heartbeat timeout: each reaper tries a pass every
 class Replicas:
     url: str  # the database's
     clients: list[httpx.Client]  # one per replica
+    servers: list[ServerProcess]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def three(
     url = pg_cluster.fresh_url()
     with replicas(3, tmp / "files", url, ["--heartbeat-timeout", str(TIMEOUT)]) as servers:
         clients = [server.client() for server in servers]
-        yield Replicas(url, clients)
+        yield Replicas(url, clients, servers)
         for client in clients:
             client.close()
 
@@ -135,3 +137,61 @@ def test_no_replica_reaps_while_another_replicas_pass_holds_the_lock(three: Repl
             time.sleep(0.1)
     finally:
         engine.dispose()
+
+
+def _waiting_for_a_lock(engine: Any) -> bool:
+    """Whether a replica's ingest transaction waits for the run's row lock (the test's)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND wait_event_type = 'Lock' AND query LIKE 'SELECT%FOR UPDATE' "
+        "AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as conn:
+        return bool(conn.execute(query).scalar())
+
+
+def test_a_replica_killed_mid_batch_applies_nothing_and_a_retry_elsewhere_applies_it_once(
+    three: Replicas,
+) -> None:
+    """Last in the module: it kills replica 2 (and starts it again). The test holds the run's
+    row lock, so replica 2's transaction is open and waiting when it is killed; the retry on
+    another replica, sent meanwhile, waits too; then the lock is released."""
+    rows = 2000
+    records: list[Any] = [history("cut", 2 + i, i, {"x": float(i)}) for i in range(rows)]
+    other, reader = three.clients[0], three.clients[1]
+    ingest(other, "cut", [run_start("cut")]).raise_for_status()
+    engine = create_engine(database_url(three.url, Path()))
+    victim = three.servers[2]
+    answers: dict[str, Any] = {}
+
+    def attempt(name: str, client: httpx.Client) -> None:
+        try:
+            answers[name] = ingest(client, "cut", records)
+        except httpx.HTTPError as exc:
+            answers[name] = exc
+
+    try:
+        with engine.connect() as holder, victim.client() as doomed:
+            holder.execute(text("SELECT id FROM runs WHERE run_id = 'cut' FOR UPDATE"))
+            first = threading.Thread(target=attempt, args=("first", doomed))
+            first.start()
+            deadline = time.monotonic() + 60
+            while not _waiting_for_a_lock(engine):
+                assert time.monotonic() < deadline, "replica 2 never reached the run's lock"
+                time.sleep(0.01)
+            victim.kill()  # kill -9 while its transaction waits for the run's lock
+            first.join(30)
+            retry = threading.Thread(target=attempt, args=("retry", other))
+            retry.start()
+            time.sleep(0.5)  # the retry waits for the lock too
+            holder.rollback()
+        retry.join(60)
+        assert isinstance(answers["first"], httpx.HTTPError), answers
+        assert answers["retry"].status_code == 200, answers["retry"].text
+        assert unpack(answers["retry"])["durable_seq"] == rows + 1
+        got = get_msgpack(reader, "/runs/admin/proj/cut/history")
+        assert [(r["_step"], r["x"]) for r in got] == [(i, float(i)) for i in range(rows)]
+        assert reader.get("/runs/admin/proj/cut").json()["last_seq"] == rows + 1
+    finally:
+        engine.dispose()
+        victim.start()
