@@ -182,7 +182,7 @@ def _start_training(
 
 def _follow(reader: Reader) -> list[int]:
     """Run 0's last step, read through haproxy until it holds the last one."""
-    seen = []
+    seen: list[int] = []
     deadline = time.monotonic() + (400 if full_scale() else 60)
     while not seen or seen[-1] < RECORDS - 1:
         assert time.monotonic() < deadline, f"run 0 stopped at step {seen[-1]}"

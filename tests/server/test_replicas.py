@@ -58,7 +58,8 @@ def three(
 
 
 def _post(client: httpx.Client, run_id: str, writer: str, records: list[Any]) -> httpx.Response:
-    doc = {"v": 1, "entity": None, "project": "proj", "run_id": run_id, "writer": writer}
+    doc: dict[str, Any] = {"v": 1, "entity": None, "project": "proj", "run_id": run_id}
+    doc["writer"] = writer
     doc["records"] = [list(r) for r in records]
     return client.post("/ingest", content=msgpack.packb(doc, use_bin_type=True), headers=MSGPACK)
 
