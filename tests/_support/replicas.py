@@ -67,8 +67,8 @@ def replicas(
             server.log_path = data_dir.with_name(f"replica-{index}.log")
             server.launch()
             servers.append(server)
-        for server in servers:
-            server.wait_healthy(START_TIMEOUT)
+        for server in servers:  # started together, they share the machine's cores
+            server.wait_healthy(START_TIMEOUT * count)
         yield servers
     finally:
         for server in servers:

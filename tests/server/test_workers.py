@@ -14,7 +14,7 @@ import pytest
 
 from tests._support.postgres import PostgresCluster
 from tests._support.procs import pid_alive, wait_for
-from tests._support.server import running_server
+from tests._support.server import ServerProcess
 from tests.server._batches import get_msgpack, history, ingest, run_start
 
 
@@ -41,33 +41,31 @@ def test_workers_share_one_port_and_a_killed_one_is_replaced(
     tmp_path: Path, pg_cluster: PostgresCluster
 ) -> None:
     url = pg_cluster.fresh_url()
-    with running_server(tmp_path / "server", db=url, args=["--workers", "2"]) as server:
+    server = ServerProcess(tmp_path / "server", db=url, args=["--workers", "2"])
+    server.start(timeout=90)  # the workers import the app too: slow on a busy machine
+    try:
         assert server.proc is not None
         parent = server.proc.pid
-        first = wait_for(
-            lambda: len(_workers(parent)) == 2 and _workers(parent),
-            30,
-            "two workers",
-        )
+        first = wait_for(lambda: len(_workers(parent)) == 2 and _workers(parent), 30, "2 workers")
         # a new connection per request: a kept-alive one may be to the worker killed below
         with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
             ingest(client, "w", [run_start("w"), history("w", 2, 0, {"x": 1.0})]).raise_for_status()
-            victims = sorted(first)[:1]
-            for pid in victims:
-                os.kill(pid, signal.SIGKILL)
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
             # the other worker answers, or the new one
             ingest(client, "w", [history("w", 3, 1, {"x": 2.0})]).raise_for_status()
             now = wait_for(
                 lambda: len(_workers(parent)) == 2 and _workers(parent),
-                30,
+                60,
                 "the killed worker to be replaced",
             )
-            assert not now & set(victims)
+            assert victim not in now
             rows = get_msgpack(client, "/runs/admin/proj/w/history")
             assert [(r["_step"], r["x"]) for r in rows] == [(0, 1.0), (1, 2.0)]
-        workers = now
-    assert not pid_alive(parent)  # running_server stopped it with SIGTERM
-    assert not any(pid_alive(pid) for pid in workers)
+    finally:
+        server.stop()  # SIGTERM: the parent stops its workers
+    assert not pid_alive(parent)
+    assert not any(pid_alive(pid) for pid in now)
 
 
 def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:
