@@ -13,7 +13,7 @@ from ._app import create_app
 from ._db import Database
 from ._h11 import header_deadline_protocol
 from ._settings import Settings
-from ._workers import run_workers
+from ._workers import run_workers, stop_with_parent
 from .errors import StartupError
 
 
@@ -95,6 +95,7 @@ def serve(settings: Settings, db: Database) -> None:
 
 def serve_worker(settings: Settings, sock: socket.socket) -> None:
     """One worker process of ``--workers``: its own database pool, serving ``sock``."""
+    stop_with_parent()
     db = Database.open(settings.db, settings.data_dir)
     try:
         _uvicorn(settings, db, None).run(sockets=[sock])

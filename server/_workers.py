@@ -5,16 +5,19 @@ database pool and reaper) serving that one listening socket, so the kernel hands
 connection to whichever worker accepts it first. Workers hold no state another needs: like
 replicas on several machines, they share only the PostgreSQL database and the file store.
 SIGTERM or SIGINT to the parent stops every worker (each finishing its requests); a worker
-that exits otherwise (e.g. ``kill -9``) is started again.
+that exits otherwise (e.g. ``kill -9``) is started again. A worker whose parent is gone (even
+``kill -9``-ed) stops itself, so no worker is left serving the port alone.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
@@ -55,6 +58,20 @@ def run_workers(settings: Settings, sock: socket.socket, target: Target) -> None
         _stop_all(workers)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def stop_with_parent(interval: float = 0.5) -> None:
+    """In a worker: SIGTERM to itself once its parent has exited (a thread checks every
+    ``interval`` seconds)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("trackd: the server's main process exited; worker %s stops", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="trackd-parent-watch", daemon=True).start()
 
 
 def _start(

@@ -80,3 +80,17 @@ def test_more_than_one_worker_on_sqlite_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--workers 2 needs PostgreSQL" in result.stderr and "--db postgresql://" in result.stderr
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_workers_stop_when_the_main_process_is_killed(
+    tmp_path: Path, pg_cluster: PostgresCluster
+) -> None:
+    server = ServerProcess(tmp_path / "server", db=pg_cluster.fresh_url(), args=["--workers", "2"])
+    server.start(timeout=90)
+    assert server.proc is not None
+    parent = server.proc.pid
+    workers = wait_for(lambda: len(_workers(parent)) == 2 and _workers(parent), 30, "2 workers")
+    server.kill()  # kill -9: it cannot stop its workers itself
+    wait_for(lambda: not any(pid_alive(pid) for pid in workers), 30, "the workers to stop")
