@@ -523,3 +523,47 @@ def _local_samples(runs_dir: Path) -> dict[str, list[tuple[float, dict[str, floa
         records, _torn = read_records(str(run_dir))
         out[label] = [(r.time, r.data) for r in records if r.kind == p.SYSTEM_STATS]
     return out
+
+
+SPAWNED = """
+import sys
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import trackd
+
+def rank_main(rank, world, port, n):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{{port}}",
+                            rank=rank, world_size=world)
+    run = trackd.init_distributed("shared", project="spawned", id="sp1")
+    for i in range(n):
+        run.log({{run.writer + "/x": rank * 1_000_000 + i}})
+    run.finish()
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    mp.spawn(rank_main, args=(2, {port}, {n}), nprocs=2, join=True)
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.slow
+@DATABASES
+def test_torch_multiprocessing_spawn_writes_one_shared_run(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ranks started by ``torch.multiprocessing.spawn`` (the rank is an argument, not in the
+    environment: ``init_distributed`` takes it from the process group) each write the
+    shared run as their own writer; every record reads back exactly once."""
+    _online(monkeypatch, upstream)
+    code = SPAWNED.format(port=free_port(), n=N)
+    assert _done(start_script(code, tmp_path), 200).strip() == "done"
+    doc = remote.run("spawned", "sp1")
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: (w["state"], w["primary"]) for w in doc["writers"]} == {
+        "rank-0": ("finished", True),
+        "rank-1": ("finished", False),
+    }
+    for r in range(2):
+        expect = {i: r * 1_000_000 + i for i in range(N)}
+        assert _series(remote, "spawned", "sp1", f"rank-{r}/x") == expect
