@@ -548,6 +548,7 @@ if __name__ == "__main__":
 
 @pytest.mark.timeout(240)
 @pytest.mark.slow
+@pytest.mark.skipif(not FULL, reason="three torch imports (~30 s here); TRACKD_SCALE=full")
 @DATABASES
 def test_torch_multiprocessing_spawn_writes_one_shared_run(
     upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -556,7 +557,8 @@ def test_torch_multiprocessing_spawn_writes_one_shared_run(
     environment: ``init_distributed`` takes it from the process group) each write the
     shared run as their own writer; every record reads back exactly once."""
     _online(monkeypatch, upstream)
-    code = SPAWNED.format(port=free_port(), n=N)
+    n = N // 10  # spawn is what it is about, not volume
+    code = SPAWNED.format(port=free_port(), n=n)
     assert _done(start_script(code, tmp_path), 200).strip() == "done"
     doc = remote.run("spawned", "sp1")
     assert doc is not None and doc["state"] == "finished"
@@ -565,5 +567,5 @@ def test_torch_multiprocessing_spawn_writes_one_shared_run(
         "rank-1": ("finished", False),
     }
     for r in range(2):
-        expect = {i: r * 1_000_000 + i for i in range(N)}
+        expect = {i: r * 1_000_000 + i for i in range(n)}
         assert _series(remote, "spawned", "sp1", f"rank-{r}/x") == expect
