@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -441,6 +442,7 @@ def test_a_writer_lost_with_its_machine_reads_crashed(
             assert _series(remote, "lost", "job2", f"rank-{r}/x") == {i: i for i in range(N)}
     finally:
         _kill_daemon(lost_daemon)
+        shutil.rmtree(lost_daemon, ignore_errors=True)
         for proc in [lost, *others]:
             if proc.returncode is None:
                 proc.kill()
