@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import _schema as s
+from . import _writers
 from ._db import Database
 
 log = logging.getLogger("trackd.server")
@@ -58,7 +59,7 @@ class Reaper:
             if time.time() - self._started_at < self.timeout:
                 continue
             try:
-                count = reap(self.db, self.timeout)
+                count = reap(self.db, self.timeout) + _writers.reap(self.db, self.timeout)
             except SQLAlchemyError:
                 log.exception("trackd: marking silent runs crashed failed; will retry")
                 continue
