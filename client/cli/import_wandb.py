@@ -59,7 +59,7 @@ def import_wandb(paths: list[str], settings: Settings | None = None) -> int:
 
 def convert(wandb_file: Path) -> Converted:
     """The trackd run log payloads of one ``.wandb`` file."""
-    run = WandbRun()
+    run = WandbRun(wandb_file.parent / "files")
     for record in read_records(wandb_file):
         run.take(record)
     if run.run is None:

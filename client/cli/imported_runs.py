@@ -80,12 +80,14 @@ def _run_dir(root: Path, converted: Converted) -> Path:
 
 def converted(records: list[Any], files: int, skipped: dict[str, int]) -> Converted:
     """``records`` (a RunStart first, seqs 1, 2, ...) as run-log payloads."""
-    encode_row = p.history_encoder()
+    encoders = {p.History: p.history_encoder(), p.HistoryMedia: p.history_encoder(p.HISTORY_MEDIA)}
     payloads = [
-        encode_row(r.run_id, r.seq, r.step, r.time, r.data) if type(r) is p.History else p.encode(r)
+        encoders[type(r)](r.run_id, r.seq, r.step, r.time, r.data)
+        if type(r) in encoders
+        else p.encode(r)
         for r in records
     ]
-    rows = sum(type(r) is p.History for r in records)
+    rows = sum(type(r) in encoders for r in records)
     return Converted(records[0].run_id, records[0].start_time, payloads, rows, files, skipped)
 
 

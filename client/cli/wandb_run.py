@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._values import check_log_data, plain
+from .._values import check_log_data, plain, summary_row
+from .._wire import media
 from .._wire import records as p
 from .._wire.limits import valid_run_id
 from ..errors import Error
+from .wandb_media import NotImported, is_media, trackd_value
 
 GOALS = {1: "minimize", 2: "maximize"}
 SUMMARY_MODES = ("min", "max", "mean", "best", "last", "none", "first")
@@ -20,13 +22,15 @@ WANDB_KEYS = ("_step", "_timestamp", "_runtime", "_wandb")
 class WandbRun:
     """What a ``.wandb`` file says about its run, gathered record by record."""
 
-    def __init__(self) -> None:
+    def __init__(self, files_dir: Path) -> None:
+        self.files_dir = files_dir  # the run's files/ folder (media values name files in it)
+        self.media_files: set[str] = set()  # the files imported as media, not as files
         self.run: Any = None
         self.config: dict[str, Any] = {}
         # path -> its latest JSON text (None: removed); decoded once, at the end (wandb
         # writes a summary record per logged row: decoding each would double the work)
         self._summary: dict[tuple[str, ...], str | None] = {}
-        self.rows: list[tuple[int, float, dict[str, Any]]] = []
+        self.rows: list[tuple[int, float, dict[str, Any], bool]] = []  # ..., holds media
         self.metrics: list[Any] = []
         self.exit: Any = None
         self.skipped: dict[str, int] = {}
@@ -77,17 +81,33 @@ class WandbRun:
             values = {_key(item): v for item, v in zip(items, decoded, strict=True)}
         else:
             values = {_key(item): _value(item) for item in items}
+        if any(key.endswith("._type") for key in values):
+            values = _media_maps(values)
         step = history.step.num if history.HasField("step") else int(values.get("_step", 0))
         when = float(values.get("_timestamp", 0.0))
-        row = {}
+        row, has_media = {}, False
         for key, value in values.items():
             if key.startswith("_"):
                 continue
-            if isinstance(value, dict) and "_type" in value:
-                self.skip(f"history values of wandb type {value['_type']!r} (media) not imported")
-                continue
+            if is_media(value):
+                value = self._media(value)
+                if value is None:
+                    continue
+                has_media = True
             row[key] = value
-        self.rows.append((step, when, row))
+        self.rows.append((step, when, row, has_media))
+
+    def _media(self, value: dict[str, Any]) -> Any:
+        """The trackd value of a wandb media map, or None (counted as skipped)."""
+        try:
+            converted = trackd_value(value, self.files_dir)
+        except NotImported as exc:
+            self.skip(str(exc))
+            return None
+        for item in value.get("filenames") or [value.get("path")]:
+            if isinstance(item, str):
+                self.media_files.add(item)
+        return converted
 
     def records(self, files_dir: Path) -> tuple[str, list[Any], int]:
         """The run id, its trackd records in order (seq 1, 2, ...), and its file count."""
@@ -100,22 +120,39 @@ class WandbRun:
             if not metric.expanded_from_glob:
                 out.append(_metric(run.run_id, len(out) + 1, metric))
         last_step = -1
-        for step, when, row in self.rows:
+        for step, when, row, has_media in self.rows:
             data = self._checked(row)
             if step <= last_step:
                 self.skip("history rows at a step not above the one before (wandb resumed)")
                 continue
             last_step = step
-            out.append(p.History(p.HISTORY, run.run_id, len(out) + 1, step, when, data))
-        summary = self._checked(
-            {k: v for k, v in self.summary.items() if not k.startswith("_")}, plain_only=True
-        )
-        out.append(p.Summary(p.SUMMARY, run.run_id, len(out) + 1, summary))
-        files = _files(files_dir)
+            if has_media and media.row_has_raw(data):
+                out.append(
+                    p.HistoryMedia(p.HISTORY_MEDIA, run.run_id, len(out) + 1, step, when, data)
+                )
+            else:
+                out.append(p.History(p.HISTORY, run.run_id, len(out) + 1, step, when, data))
+        out.append(p.Summary(p.SUMMARY, run.run_id, len(out) + 1, self._summary_values()))
+        files = [f for f in _files(files_dir) if f[0] not in self.media_files]
         for name, path in files:
             out.append(p.File(p.FILE, run.run_id, len(out) + 1, name, path, "now"))
         out.append(self._finish(len(out) + 1, start))
         return run.run_id, out, len(files)
+
+    def _summary_values(self) -> dict[str, Any]:
+        """The summary as trackd keeps it: a media value as the client's summary holds the
+        last one logged (an image as a description of it, a histogram or table as it is)."""
+        summary = {}
+        for key, value in self.summary.items():
+            if key.startswith("_"):
+                continue
+            if is_media(value):
+                value = self._media(value)
+                if value is None:
+                    continue
+                value = summary_row(check_log_data({key: value}))[key]
+            summary[key] = value
+        return self._checked(summary, plain_only=True)
 
     def _run_start(self, start: float) -> p.RunStart:
         run = self.run
@@ -128,7 +165,7 @@ class WandbRun:
         )  # fmt: skip
 
     def _finish(self, seq: int, start: float) -> p.Finish:
-        last = max((when for _, when, _ in self.rows), default=start)
+        last = max((row[1] for row in self.rows), default=start)
         if self.exit is None:
             return p.Finish(p.FINISH, self.run.run_id, seq, "crashed", None, last)
         code = self.exit.exit_code
@@ -147,6 +184,27 @@ class WandbRun:
             except (TypeError, ValueError) as exc:
                 self.skip(f"values trackd cannot store ({exc})")
         return out
+
+
+def _media_maps(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (wandb's nested keys joined by dots) with each media map whole again: wandb
+    writes ``img: {"_type": "image-file", "path": ...}`` as ``img._type``, ``img.path`` ...."""
+    prefixes = [key[: -len("._type")] for key in values if key.endswith("._type")]
+    out = dict(values)
+    for prefix in sorted(prefixes, key=len):  # an outer map takes its nested ones along
+        if prefix in out or not any(k.startswith(prefix + ".") for k in out):
+            continue
+        value: dict[str, Any] = {}
+        for key in [k for k in out if k.startswith(prefix + ".")]:
+            _put(value, key[len(prefix) + 1 :].split("."), out.pop(key))
+        out[prefix] = value
+    return out
+
+
+def _put(node: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        node = node[part] if isinstance(node.get(part), dict) else _fresh(node, part)
+    node[path[-1]] = value
 
 
 def _key(item: Any) -> str:
