@@ -1,4 +1,11 @@
-"""One wandb run, rebuilt from its protobuf records and turned into trackd records."""
+"""One wandb run, rebuilt from its protobuf records and turned into trackd records.
+
+A run wandb resumed has a ``.wandb`` file per attempt (each in a run directory of its own,
+``offline-run-<time>-<id>``): they are read into one :class:`WandbRun` in the order they
+started (:meth:`WandbRun.begin` before each), and make one trackd run. An attempt's steps are
+kept while they continue the run's; an attempt that starts again at a step the run has
+(an offline resume, which cannot know the run's last step) is shifted to follow it, as trackd
+shifts a resumed trainer's steps, and the import says so."""
 
 from __future__ import annotations
 
@@ -22,10 +29,14 @@ WANDB_KEYS = ("_step", "_timestamp", "_runtime", "_wandb")
 class WandbRun:
     """What a ``.wandb`` file says about its run, gathered record by record."""
 
-    def __init__(self, files_dir: Path) -> None:
-        self.files_dir = files_dir  # the run's files/ folder (media values name files in it)
+    def __init__(self) -> None:
+        self.files_dirs: list[Path] = []  # each attempt's files/ folder, in order
         self.media_files: set[str] = set()  # the files imported as media, not as files
         self.run: Any = None
+        self.start_time: float | None = None  # the first attempt's
+        self._offset = 0  # added to the steps of this attempt
+        self._new_attempt = False
+        self.notes: list[str] = []
         self.config: dict[str, Any] = {}
         # path -> its latest JSON text (None: removed); decoded once, at the end (wandb
         # writes a summary record per logged row: decoding each would double the work)
@@ -35,6 +46,17 @@ class WandbRun:
         self.exit: Any = None
         self.skipped: dict[str, int] = {}
 
+    @property
+    def files_dir(self) -> Path:
+        """The files/ folder of the attempt being read (media values name files in it)."""
+        return self.files_dirs[-1]
+
+    def begin(self, files_dir: Path) -> None:
+        """Start reading the next attempt (a ``.wandb`` file), whose files are in
+        ``files_dir``; attempts are read in the order they started."""
+        self.files_dirs.append(files_dir)
+        self._new_attempt = bool(self.rows)
+
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
@@ -43,6 +65,8 @@ class WandbRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             self.run = record.run
+            if self.start_time is None:
+                self.start_time = record.run.start_time.seconds + record.run.start_time.nanos / 1e9
             _apply(self.config, record.run.config.update, record.run.config.remove)
         elif kind == "config":
             _apply(self.config, record.config.update, record.config.remove)
@@ -84,6 +108,9 @@ class WandbRun:
         if any(key.endswith("._type") for key in values):
             values = _media_maps(values)
         step = history.step.num if history.HasField("step") else int(values.get("_step", 0))
+        if self._new_attempt:
+            self._follow(step)
+        step += self._offset
         when = float(values.get("_timestamp", 0.0))
         row, has_media = {}, False
         for key, value in values.items():
@@ -97,6 +124,17 @@ class WandbRun:
             row[key] = value
         self.rows.append((step, when, row, has_media))
 
+    def _follow(self, step: int) -> None:
+        """The first row of a resumed attempt: shift its steps if they do not follow the run's."""
+        self._new_attempt = False
+        last = self.rows[-1][0]
+        self._offset = last + 1 - step if step <= last else 0
+        if self._offset:
+            self.notes.append(
+                f"a resumed attempt starts again at step {step}, at or below the run's last "
+                f"step {last}: its steps are shifted by {self._offset} to follow it"
+            )
+
     def _media(self, value: dict[str, Any]) -> Any:
         """The trackd value of a wandb media map, or None (counted as skipped)."""
         try:
@@ -109,16 +147,19 @@ class WandbRun:
                 self.media_files.add(item)
         return converted
 
-    def records(self, files_dir: Path) -> tuple[str, list[Any], int]:
+    def records(self) -> tuple[str, list[Any], int]:
         """The run id, its trackd records in order (seq 1, 2, ...), and its file count."""
         run = self.run
         if not valid_run_id(run.run_id):
             raise Error(f"wandb run id {run.run_id!r} is not a valid trackd run id")
-        start = run.start_time.seconds + run.start_time.nanos / 1e9
+        start = self.start_time if self.start_time is not None else 0.0
         out: list[Any] = [self._run_start(start)]
+        defined = {}  # name -> its last definition (each attempt defines its metrics again)
         for metric in self.metrics:
             if not metric.expanded_from_glob:
-                out.append(_metric(run.run_id, len(out) + 1, metric))
+                defined[metric.name or metric.glob_name] = metric
+        for metric in defined.values():
+            out.append(_metric(run.run_id, len(out) + 1, metric))
         last_step = -1
         for step, when, row, has_media in self.rows:
             data = self._checked(row)
@@ -133,7 +174,8 @@ class WandbRun:
             else:
                 out.append(p.History(p.HISTORY, run.run_id, len(out) + 1, step, when, data))
         out.append(p.Summary(p.SUMMARY, run.run_id, len(out) + 1, self._summary_values()))
-        files = [f for f in _files(files_dir) if f[0] not in self.media_files]
+        named = {name: path for folder in self.files_dirs for name, path in _files(folder)}
+        files = [(n, path) for n, path in named.items() if n not in self.media_files]
         for name, path in files:
             out.append(p.File(p.FILE, run.run_id, len(out) + 1, name, path, "now"))
         out.append(self._finish(len(out) + 1, start))
