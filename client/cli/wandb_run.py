@@ -27,7 +27,7 @@ WANDB_KEYS = ("_step", "_timestamp", "_runtime", "_wandb")
 
 
 class WandbRun:
-    """What a ``.wandb`` file says about its run, gathered record by record."""
+    """What a run's ``.wandb`` files (one per attempt) say about it, record by record."""
 
     def __init__(self) -> None:
         self.files_dirs: list[Path] = []  # each attempt's files/ folder, in order
@@ -135,12 +135,17 @@ class WandbRun:
                 f"step {last}: its steps are shifted by {self._offset} to follow it"
             )
 
-    def _media(self, value: dict[str, Any]) -> Any:
-        """The trackd value of a wandb media map, or None (counted as skipped)."""
-        try:
-            converted = trackd_value(value, self.files_dir)
-        except NotImported as exc:
-            self.skip(str(exc))
+    def _media(self, value: dict[str, Any], folders: list[Path] | None = None) -> Any:
+        """The trackd value of a wandb media map whose files are in the first of ``folders``
+        that has them (default: this attempt's), or None (counted as skipped)."""
+        for folder in folders or [self.files_dir]:
+            try:
+                converted = trackd_value(value, folder)
+                break
+            except NotImported as exc:
+                reason = str(exc)
+        else:
+            self.skip(reason)
             return None
         for item in value.get("filenames") or [value.get("path")]:
             if isinstance(item, str):
@@ -188,8 +193,8 @@ class WandbRun:
         for key, value in self.summary.items():
             if key.startswith("_"):
                 continue
-            if is_media(value):
-                value = self._media(value)
+            if is_media(value):  # the summary's media may be of any attempt, the last first
+                value = self._media(value, self.files_dirs[::-1])
                 if value is None:
                     continue
                 value = summary_row(check_log_data({key: value}))[key]
