@@ -203,3 +203,13 @@ def test_an_mlflow_server_is_imported_the_same_way(
     assert not (tmp_path / "mlruns").exists()
     assert list((tmp_path / "served-artifacts").rglob("report.txt"))
     _check(remote, "served-exp", made, failed)
+
+
+def test_the_largest_float_a_database_store_gives_back_is_read_as_inf() -> None:
+    """MLflow's SQL stores keep inf as +-sys.float_info.max (the store tests above, run with
+    TRACKD_TEST_MLFLOW_STORES=1, show it end to end); the importer gives inf back."""
+    from trackd.cli.import_mlflow import _metric_value
+
+    assert _metric_value(sys.float_info.max) == math.inf
+    assert _metric_value(-sys.float_info.max) == -math.inf
+    assert _metric_value(1e308) == 1e308 and _metric_value(0.5) == 0.5
