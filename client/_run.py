@@ -60,7 +60,7 @@ def refused_message(run_id: str, run_dir: str, rejected: list[tuple[int, str]]) 
     )
 
 
-def _check_size(payload: bytes, what: str) -> None:
+def _check_size(payload: bytes | memoryview, what: str) -> None:
     if len(payload) > MAX_RECORD_BYTES:
         raise ValueError(
             f"{what} is {len(payload)} bytes once encoded; one record may be at most "
@@ -215,7 +215,7 @@ class Run:
         self._summary_state = SummaryState()
         self._warned_step = False
         self._encode_history = p.history_encoder()
-        self._encode_media = p.history_encoder(p.HISTORY_MEDIA)
+        self._media_packer = p.keeping_packer()
         self._row_media = False  # the open row holds raw media: send it as HistoryMedia
         self._send: Any = None  # transport.send once started; bound once, it is the hot path
         # with no metric definitions, folding a row into the summary is one dict update
@@ -434,10 +434,15 @@ class Run:
         seq = self._seq + 1
         now = _now()
         if self._send is not None:
-            payload = self._encode_media(self.id, seq, self._step, now, row)
-            _check_size(payload, f"the row of step {self._step}")
             assert self._transport is not None and self._stream is not None
-            self._transport.send_alone(self._stream, seq, payload, now)
+            packer = self._media_packer
+            try:
+                packer.pack((p.HISTORY_MEDIA, self.id, seq, self._step, now, row))
+                with packer.getbuffer() as payload:
+                    _check_size(payload, f"the row of step {self._step}")
+                    self._transport.send_large(self._stream, seq, payload, now)
+            finally:
+                packer.reset()
         self._seq = seq
         self._observe(summary_row(row))
         self._step += 1

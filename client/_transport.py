@@ -35,6 +35,7 @@ from typing import Any
 import msgpack
 import zmq
 
+from ._buffers import BufferPool
 from ._spawn import DaemonHandle, ensure_daemon
 from ._spill import Spill
 from ._wire import records as p
@@ -51,6 +52,7 @@ SPAWN_BACKOFF_MAX = 5.0
 log = logging.getLogger("trackd")
 _ABANDONED: list[Any] = []  # zmq objects inherited over fork(); never touched, never freed
 _TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+Blob = bytes | memoryview  # records in memory: bytes, or a view of a pooled buffer
 
 
 class Stream:
@@ -87,8 +89,8 @@ class Stream:
     def __init__(self, attach: p.Attach) -> None:
         self.attach = attach
         self.run_id = attach.run_id
-        self.unacked: deque[tuple[int, bytes]] = deque()  # (last seq, blob) sent, not acked
-        self.ready: deque[tuple[int, bytes]] = deque()  # (last seq, blob) not sent yet
+        self.unacked: deque[tuple[int, Blob]] = deque()  # (last seq, blob) sent, not acked
+        self.ready: deque[tuple[int, Blob]] = deque()  # (last seq, blob) not sent yet
         self.batch: list[bytes] = []  # records not in a blob yet
         self.batch_seq = 0  # seq of the batch's last record
         self.batch_since = 0.0
@@ -135,6 +137,7 @@ class Transport:
         self._daemon: DaemonHandle | None = None
         self._sock: zmq.Socket[bytes] | None = None
         self._outbox: deque[bytes] = deque()  # control messages from user threads
+        self.pool = BufferPool(limit=queue_bytes)  # memory for large records, reused
         try:
             self._set_daemon(ensure_daemon(daemon_dir))
         except (CommError, OSError) as exc:
@@ -224,11 +227,11 @@ class Transport:
                 stream.spill = None
                 return 0
 
-    def _keep(self, stream: Stream, leftover: list[bytes]) -> int:
+    def _keep(self, stream: Stream, leftover: list[Blob]) -> int:
         """Put ``leftover`` in front of the stream's spill file and close it; how many
         records it holds."""
         if leftover and stream.spill is None:
-            stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
+            stream.spill = self._new_spill(stream)
         if stream.spill is None:
             return 0
         if leftover:
@@ -237,6 +240,9 @@ class Transport:
         stream.spill.close(remove=kept == 0)
         stream.spill = None
         return kept
+
+    def _new_spill(self, stream: Stream) -> Spill:
+        return Spill(spill_path(stream.attach.run_dir, self.pid), release=self.pool.give)
 
     # -- the hot path (training thread) -------------------------------------------------
     def send(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
@@ -254,27 +260,31 @@ class Transport:
         else:
             self._send_slow(stream, payload)
 
-    def send_alone(self, stream: Stream, seq: int, payload: bytes, now: float) -> None:
-        """Like :meth:`send`, for a large record (a row of images): it goes as a blob of its
-        own, never joined (copied again) into a batch on the training thread."""
+    def send_large(self, stream: Stream, seq: int, data: memoryview, now: float) -> None:
+        """Like :meth:`send`, for a large record (a row of images) in a buffer the caller
+        reuses: copied once, into pooled memory (:mod:`._buffers`), and sent as a blob of its
+        own, never joined into a batch; past the queue limit it goes on the spill file's
+        in-memory tail, which the I/O thread writes."""
+        blob = self.pool.copy(data)
         if stream.spill is None and self._queued_bytes < self.queue_bytes and not self.forked:
             if stream.batch:  # keep order: what was batched goes first
                 stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
                 stream.batch.clear()
-            stream.ready.append((seq, payload))
-            self._queued_bytes += len(payload)
+            stream.ready.append((seq, blob))
+            self._queued_bytes += len(blob)
         else:
-            self._send_slow(stream, payload)
+            self._send_slow(stream, blob, later=True)
+            self._wake.set()  # the I/O thread writes the spill file's tail
 
-    def _send_slow(self, stream: Stream, payload: bytes) -> None:
+    def _send_slow(self, stream: Stream, payload: Blob, later: bool = False) -> None:
         self._check_fork()
         with self._lock:
             if stream.batch:  # keep order: what was batched goes before the spill
                 stream.ready.append((stream.batch_seq, b"".join(stream.batch)))
                 stream.batch.clear()
             if stream.spill is None:
-                stream.spill = Spill(spill_path(stream.attach.run_dir, self.pid))
-            stream.spill.append(payload)
+                stream.spill = self._new_spill(stream)
+            stream.spill.append(payload, later)
 
     def flush_batches(self) -> None:
         """Send every open batch soon (the I/O thread does it at once)."""
@@ -297,6 +307,12 @@ class Transport:
             self._next_check = now + SERVICE_INTERVAL
             if self._daemon is None or not self._daemon.alive():
                 self._reconnect(now)
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            spill = stream.spill
+            if spill is not None and spill.tail:
+                spill.write_tail()  # large records the training thread left to this thread
         if self._sock is None:
             return
         self._read_acks()
@@ -308,6 +324,7 @@ class Transport:
             self._send_blob(blob)
         for stream in streams:
             self._serve(stream, now)
+        self.pool.trim(now)
 
     def _serve(self, stream: Stream, now: float) -> None:
         """Attach if due, resend, send what is ready, refill from the spill, ask to flush."""
@@ -341,7 +358,7 @@ class Transport:
             send(p.encode(p.Flush(p.FLUSH, stream.run_id, stream.flush_seq)))
             stream.flush_sent = now
 
-    def _take_ready(self, stream: Stream) -> list[tuple[int, bytes]]:
+    def _take_ready(self, stream: Stream) -> list[tuple[int, Blob]]:
         with self._lock:
             old = time.time() - stream.batch_since >= BATCH_SECONDS  # send() gets wall time
             if stream.batch and (stream.flush_seq or old):
@@ -351,7 +368,7 @@ class Transport:
             stream.ready.clear()
             return items
 
-    def _send_blob(self, blob: bytes) -> None:
+    def _send_blob(self, blob: Blob) -> None:
         assert self._sock is not None
         try:
             self._sock.send(blob, zmq.NOBLOCK)
@@ -435,8 +452,11 @@ class Transport:
         stream.acked = ack.seq
         q = stream.unacked
         freed = 0
+        give = self.pool.give
         while q and q[0][0] <= ack.seq:
-            freed += len(q.popleft()[1])
+            blob = q.popleft()[1]
+            freed += len(blob)
+            give(blob)  # a pooled buffer is reused by the next large record
         if freed:
             with self._lock:
                 self._queued_bytes -= freed
@@ -582,7 +602,7 @@ class Transport:
 HOST = os.uname().nodename
 
 
-def _split(blob: bytes) -> list[bytes]:
+def _split(blob: Blob) -> list[Blob]:
     """The records of a batch blob (msgpack arrays back to back), each as its own bytes."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(blob) + 1)
     unpacker.feed(blob)

@@ -13,6 +13,10 @@ its own run log. Keys (README, "System metrics"):
     system/proc.cpu.percent, system/proc.cpu.threads, system/proc.memory.rss_mb,
     system/proc.memory.percent, system/proc.count, system/gpu.<i>.{gpu, memory,
     memory_allocated, memory_used_mb, temp, power_watts, power_percent}
+
+A writer of a shared run (label ``rank-1``) has its process tree under its own keys,
+``system/rank-1/proc.cpu.percent`` ...; the machine-wide keys go with one writer of the run
+per daemon (the least label), so they land once per machine.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import psutil
@@ -31,13 +36,17 @@ from ._nvml import Gpus
 log = logging.getLogger("trackd.daemon")
 MB = 1e6  # disk and network rates in MB/s
 MIB = 1 << 20  # memory sizes in MiB
+SYSTEM = "system/"
 
 
 class Target(NamedTuple):
-    """What to sample for one run: its training process and the folder of its run log."""
+    """What to sample for one run (or one writer of a shared run): its training process, the
+    folder of its run log, and the run id and writer label of a shared run's writer."""
 
     pid: int
     run_dir: str
+    run_id: str = ""
+    label: str = ""  # "" = the run's only writer
 
 
 class Sampler:
@@ -98,10 +107,14 @@ class Sampler:
         machine = self._machine(time.monotonic())
         children = _children()  # one scan of the process table, whatever the run count
         seen: set[int] = set()
+        measures_machine = _machine_writers(targets.values())
         for key, target in targets.items():
-            data = dict(machine)
-            data.update(self._tree(target.pid, children, seen))
-            data.update(_disk_use(target.run_dir))
+            data: dict[str, float] = {}
+            if measures_machine.get(target.run_id, target.label) == target.label:
+                data.update(machine)
+                data.update(_disk_use(target.run_dir))
+            tree = self._tree(target.pid, children, seen)
+            data.update({writer_key(k, target.label): v for k, v in tree.items()})
             self._out.append((key, now, data))
         for pid in set(self._procs) - seen:  # processes that ended or left every tree
             del self._procs[pid]
@@ -181,6 +194,23 @@ class Sampler:
             return None
         self._procs[pid] = proc
         return proc
+
+
+def writer_key(key: str, label: str) -> str:
+    """The key of a process-tree measure of a shared run's writer: ``system/proc.cpu.percent``
+    of writer ``rank-1`` is ``system/rank-1/proc.cpu.percent`` (the UI groups by the part
+    before the last ``/``: a group per writer); the only writer's keys stay as they are."""
+    return f"{SYSTEM}{label}/{key[len(SYSTEM) :]}" if label else key
+
+
+def _machine_writers(targets: Iterable[Target]) -> dict[str, str]:
+    """Run id -> the label of its writer here that carries the machine-wide measures (the
+    least), so several writers of a run on one machine send them once."""
+    first: dict[str, str] = {}
+    for target in targets:
+        if target.run_id and (target.run_id not in first or target.label < first[target.run_id]):
+            first[target.run_id] = target.label
+    return first
 
 
 def _children() -> dict[int, list[int]]:

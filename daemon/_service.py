@@ -338,7 +338,7 @@ class Daemon:
         the samples taken (it stores them in its own run log)."""
         sampler.watch(
             {
-                key: Target(slot.pid, str(slot.run_dir))
+                key: Target(slot.pid, str(slot.run_dir), slot.run_id, slot.label)
                 for key, slot in self.runs.items()
                 if not slot.finished and not slot.crash_marked
             }

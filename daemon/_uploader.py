@@ -462,6 +462,8 @@ class Uploader:
         if now < due:
             return due
         body = {"entity": job.target.entity, "project": job.target.project, "run_id": job.run_id}
+        if job.writer:  # a shared run's writer: the server watches each one's heartbeats
+            body["writer"] = job.writer
         try:
             self._request(job, "/heartbeat", json=body, headers=job.headers)
             job.last_heartbeat = now

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
+from trackd._wire.limits import WRITER_RULE, valid_writer
 
 from . import _runs, _writers
 from . import _schema as s
 from ._http import Caller, app_state, member_entity, respond
 from ._ingest import apply_batch, parse_batch
-from .errors import RecordsRefused
+from .errors import BadRequest, RecordsRefused
 
 router = APIRouter(tags=["ingest"])
 
@@ -29,6 +30,10 @@ class RunRef(BaseModel):
     entity: str | None = None
     project: str
     run_id: str
+
+
+class Beat(RunRef):
+    writer: str = ""  # the labelled writer of a shared run whose process is alive
 
 
 @router.post("/init", summary="Authorize a run and return it if it exists (for resume)")
@@ -62,18 +67,22 @@ async def ingest(request: Request, principal: Caller) -> Response:
     return respond(request, await run_in_threadpool(work))
 
 
-@router.post("/heartbeat", summary="Tell the server a run's process is alive")
-def heartbeat(request: Request, body: RunRef, principal: Caller) -> Response:
+@router.post("/heartbeat", summary="Tell the server a run's (or its writer's) process is alive")
+def heartbeat(request: Request, body: Beat, principal: Caller) -> Response:
     entity = member_entity(request, principal, body.entity)
+    if not valid_writer(body.writer):
+        raise BadRequest(f"writer {body.writer!r} is not a writer label: {WRITER_RULE}")
     db = app_state(request).db
     with db.write() as conn:
         row = _runs.get_run(conn, entity, body.project, body.run_id)
-        # a run the reaper marked crashed comes back; one its primary's Finish ended does not
-        revived = row.state == "crashed" and row.finished_at is None
+        now = time.time()
+        runs = update(s.runs).where(s.runs.c.id == row.id)
+        conn.execute(runs.values(heartbeat_at=now))  # the run's row first, as ingest locks
+        primary = not body.writer or _writers.beat(conn, row.id, body.writer, now)
+        # a run the reaper marked crashed comes back with its primary; one its primary's
+        # Finish ended does not
+        revived = primary and row.state == "crashed" and row.finished_at is None
         state = "running" if revived else row.state
-        conn.execute(
-            update(s.runs)
-            .where(s.runs.c.id == row.id)
-            .values(heartbeat_at=time.time(), state=state)
-        )
+        if revived:
+            conn.execute(runs.values(state=state))
     return respond(request, {"run_id": body.run_id, "state": state})

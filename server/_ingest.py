@@ -233,6 +233,7 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
             target["last_seq"] = last_seq
         conn.execute(update(s.runs).where(s.runs.c.id == run.id).values(**values))
         if writer is not None:
+            applier.writer_values["heartbeat_at"] = values["heartbeat_at"]
             _writers.save(conn, run.id, batch.writer, applier.writer_values)
         return Outcome(last_seq, refused)
 
@@ -302,9 +303,16 @@ class _Applier:
         kinds = {r.kind for r in records}
         if self.primary and self.run.state == "crashed" and p.FINISH not in kinds:
             self.values["state"] = "running"  # the run came back after being marked crashed
+        if self._writer_came_back():
+            self.writer_values["state"] = "running"  # the reaper marked it crashed meanwhile
         if self.writer is not None and self.writer_step != self.writer.last_step:
             self.writer_values["last_step"] = self.writer_step
         return self._finish_values()
+
+    def _writer_came_back(self) -> bool:
+        w = self.writer
+        reaped = w is not None and w.state == "crashed" and w.finished_at is None
+        return reaped and "state" not in self.writer_values  # no RunStart or Finish here
 
     def _finish_values(self) -> dict[str, Any]:
         values = dict(self.values, last_step=self.last_step)

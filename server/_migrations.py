@@ -232,6 +232,12 @@ _V9_CONSOLE_LINES_AND_ENVIRONMENT = (
     "ALTER TABLE runs ADD COLUMN environment TEXT",
 )
 
+_V11_WRITER_HEARTBEATS = (
+    # each labelled writer's last heartbeat (or ingest): a silent one reads crashed (_writers)
+    "ALTER TABLE run_writers ADD COLUMN heartbeat_at DOUBLE PRECISION",
+    "CREATE INDEX ix_run_writers_reaper ON run_writers (state, heartbeat_at)",
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -246,6 +252,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     8: _V8_RUN_WRITERS,
     9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
+    11: _V11_WRITER_HEARTBEATS,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

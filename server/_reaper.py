@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import _schema as s
+from . import _writers
 from ._db import Database
 from ._duty_lock import REAPER, one_replica
 
@@ -64,7 +65,7 @@ class Reaper:
                 with one_replica(self.db, REAPER) as mine:
                     if not mine:  # another replica's pass is running
                         continue
-                    count = reap(self.db, self.timeout)
+                    count = reap(self.db, self.timeout) + _writers.reap(self.db, self.timeout)
             except SQLAlchemyError:
                 log.exception("trackd: marking silent runs crashed failed; will retry")
                 continue

@@ -223,6 +223,7 @@ run_writers = Table(  # migration 8: the labelled writers of a shared run, see _
     Column("started_at", Double),
     Column("finished_at", Double),
     Column("exit_code", BigInteger),
+    Column("heartbeat_at", Double),  # migration 11: its last heartbeat or ingest
 )
 
 console_lines = Table(  # migration 9

@@ -36,9 +36,14 @@ def header_bytes() -> bytes:
     return HEADER.pack(MAGIC, FORMAT_VERSION, 0, 0)
 
 
-def frame(payload: bytes) -> bytes:
+def frame(payload: bytes | memoryview) -> bytes:
     """One frame around ``payload``."""
-    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame_head(payload) + payload
+
+
+def frame_head(payload: bytes | memoryview) -> bytes:
+    """The bytes that go before ``payload`` in its frame (write both with one ``writev``)."""
+    return FRAME.pack(len(payload), zlib.crc32(payload))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ mlflow``, or ``mlflow-skinny`` for file stores and servers).
 
 An experiment is a project (its name made a valid project name), a run keeps its id and name;
 params are the config (strings, as MLflow keeps them); each metric's history lands at its
-steps (values logged at one step form one row, at the latest of their timestamps); tags other
+steps (values logged at one step form one row, at the latest of their timestamps; the largest
+float, which MLflow's database stores keep for an infinite value, is infinite); tags other
 than ``mlflow.*`` become ``key=value`` tags, ``mlflow.note.content`` the notes; artifacts are
 downloaded under ``TRACKD_DIR/mlflow-artifacts/<run id>/`` and saved with the run; FINISHED
 is finished, FAILED and KILLED failed, a RUNNING run stays running.
@@ -13,6 +14,7 @@ is finished, FAILED and KILLED failed, a RUNNING run stays running.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -129,9 +131,19 @@ def _history(
             if key in row:
                 reason = "metric values logged again at a step (the latest is kept)"
                 skipped[reason] = skipped.get(reason, 0) + 1
-            row[key] = metric.value
+            row[key] = _metric_value(metric.value)
             times[metric.step] = max(times.get(metric.step, 0.0), metric.timestamp / 1000)
     return rows, times
+
+
+def _metric_value(value: float) -> float:
+    """A metric value as it was logged: MLflow's database stores keep an infinite value as
+    the largest float (``sys.float_info.max``, with its sign), and give that back."""
+    if value == sys.float_info.max:
+        return math.inf
+    if value == -sys.float_info.max:
+        return -math.inf
+    return value
 
 
 def _artifacts(client: Any, run_id: str, into: Path) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ class Converted:
     rows: int
     files: int
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> how many
+    notes: list[str] = field(default_factory=list)  # what was changed on the way, and why
 
 
 def _report(converted: Converted, note: str) -> None:
@@ -39,6 +40,8 @@ def _report(converted: Converted, note: str) -> None:
         f"  run {converted.run_id}: {converted.rows} history rows, {converted.files} files; {note}",
         file=sys.stderr,
     )
+    for note in converted.notes:
+        print(f"  note: {note}", file=sys.stderr)
     for reason, count in sorted(converted.skipped.items()):
         print(f"  skipped {count} x {reason}", file=sys.stderr)
 
@@ -69,8 +72,7 @@ def write_run_log(root: Path, converted: Converted) -> tuple[Path | None, str]:
 
 
 def _run_dir(root: Path, converted: Converted) -> Path:
-    """The local directory of the run's id, wherever it is (a run wandb resumed has a
-    second .wandb file, which must meet the first one's log, never fork it)."""
+    """The local directory of the run's id, wherever it is (an earlier import's)."""
     for found in sorted(root.glob(f"*run-*-{converted.run_id}")):
         if (found / RUN_LOG_NAME).exists():
             return found
@@ -78,15 +80,20 @@ def _run_dir(root: Path, converted: Converted) -> Path:
     return root / run_dir_name("offline-run", stamp, converted.run_id)
 
 
-def converted(records: list[Any], files: int, skipped: dict[str, int]) -> Converted:
+def converted(
+    records: list[Any], files: int, skipped: dict[str, int], notes: list[str] | None = None
+) -> Converted:
     """``records`` (a RunStart first, seqs 1, 2, ...) as run-log payloads."""
-    encode_row = p.history_encoder()
+    encoders = {p.History: p.history_encoder(), p.HistoryMedia: p.history_encoder(p.HISTORY_MEDIA)}
     payloads = [
-        encode_row(r.run_id, r.seq, r.step, r.time, r.data) if type(r) is p.History else p.encode(r)
+        encoders[type(r)](r.run_id, r.seq, r.step, r.time, r.data)
+        if type(r) in encoders
+        else p.encode(r)
         for r in records
     ]
-    rows = sum(type(r) is p.History for r in records)
-    return Converted(records[0].run_id, records[0].start_time, payloads, rows, files, skipped)
+    rows = sum(type(r) in encoders for r in records)
+    first = records[0]
+    return Converted(first.run_id, first.start_time, payloads, rows, files, skipped, notes or [])
 
 
 def upload(what: str, runs: list[Any], settings: Settings) -> int:

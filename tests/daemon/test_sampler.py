@@ -56,3 +56,25 @@ def test_a_sample_sums_the_process_tree_and_machine_once(tmp_path: object) -> No
 def _count(sampler: Sampler, key: str) -> float:
     sampler._sample_all()
     return next(d["system/proc.count"] for k, _t, d in reversed(sampler.take()) if k == key)
+
+
+def test_writers_of_a_shared_run_get_their_own_process_keys_and_the_machine_once() -> None:
+    """Two writers of run ``j`` and a plain run on one daemon: each writer's process tree
+    under ``system/<label>/proc...``, the machine measured into one writer of ``j`` (the
+    least label) and into the plain run, whose keys stay ``system/proc...``."""
+    sampler = Sampler(interval=60)
+    me = os.getpid()
+    sampler.watch(
+        {
+            "b": Target(me, "/", "j", "rank-1"),
+            "a": Target(me, "/", "j", "rank-0"),
+            "plain": Target(me, "/", "k", ""),
+        }
+    )
+    sampler._sample_all()
+    got = {key: data for key, _t, data in sampler.take()}
+    assert "system/rank-0/proc.memory.rss_mb" in got["a"] and "system/cpu.percent" in got["a"]
+    assert "system/rank-1/proc.memory.rss_mb" in got["b"]
+    assert not [k for k in got["b"] if not k.startswith("system/rank-1/proc.")]
+    assert "system/proc.memory.rss_mb" in got["plain"] and "system/cpu.percent" in got["plain"]
+    assert not [k for k in got["a"] if k.startswith("system/proc.")]

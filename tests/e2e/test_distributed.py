@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,9 +36,13 @@ BOTH_DATABASES = pytest.mark.parametrize("db", ["sqlite", POSTGRES])
 DATABASES = pytest.mark.parametrize("db", ["sqlite", POSTGRES] if FULL else ["sqlite"])
 
 
+# a writer silent this long reads crashed; live ones beat every 0.3 s (see _online)
+HEARTBEAT = ["--heartbeat-timeout", "4"]
+
+
 @pytest.fixture(scope="module")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with running_server(tmp_path_factory.mktemp("sqlite") / "server") as server:
+    with running_server(tmp_path_factory.mktemp("sqlite") / "server", args=HEARTBEAT) as server:
         yield server
 
 
@@ -46,7 +51,7 @@ def postgres_server(
     pg_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     url = pg_cluster.fresh_url()
-    with running_server(tmp_path_factory.mktemp("pg") / "server", db=url) as server:
+    with running_server(tmp_path_factory.mktemp("pg") / "server", db=url, args=HEARTBEAT) as server:
         yield server
 
 
@@ -61,6 +66,7 @@ def _online(monkeypatch: pytest.MonkeyPatch, server: ServerProcess) -> None:
     monkeypatch.setenv("TRACKD_BASE_URL", server.url)
     monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
     monkeypatch.setenv("TRACKD_BATCH_SECONDS", "0.2")
+    monkeypatch.setenv("TRACKD_HEARTBEAT_INTERVAL", "0.3")
 
 
 def _done(proc: subprocess.Popen[str], timeout: float = 120) -> str:
@@ -363,3 +369,205 @@ def test_trackd_sync_uploads_each_offline_writer_of_a_shared_run(
     for rank in range(2):
         got = _series(remote, "offsync", "off1", f"rank-{rank}/x")
         assert got == {i: i * (rank + 1) for i in range(500)}
+
+
+LOST = """
+import trackd
+label, primary, n = {label!r}, {primary!r}, {n}
+run = trackd.init(project="lost", id="job2", writer=label, primary=primary)
+for i in range(n):
+    run.log({{label + "/x": i}})
+if label == "rank-2":  # its machine is lost once all of it is at the daemon
+    assert run._transport.wait_durable(run._stream, run._seq, 30)
+    print(run._seq, flush=True)
+    import time; time.sleep(3600)
+input()  # the others finish when told
+trackd.finish()
+"""
+
+
+@pytest.mark.timeout(120)
+@BOTH_DATABASES
+def test_a_writer_lost_with_its_machine_reads_crashed(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """rank-2 (a secondary, on a "machine" of its own: its own daemon) is killed with
+    kill -9 together with its daemon once the server holds all it logged, so no Finish ever
+    comes: the server's reaper finds its heartbeats stopped and it reads crashed while
+    rank-0 (the primary) and rank-1 go on; they finish, and the run is finished. Each
+    writer's records read back exactly once."""
+    _online(monkeypatch, upstream)
+    lost_daemon = tempfile.mkdtemp(prefix="trkd-l-")
+    lost = start_script(
+        LOST.format(label="rank-2", primary=False, n=N),
+        tmp_path,
+        {"TRACKD_DAEMON_DIR": lost_daemon},
+    )
+    others = [
+        start_script(LOST.format(label=f"rank-{r}", primary=r == 0, n=N), tmp_path, stdin=-1)
+        for r in (0, 1)
+    ]
+    try:
+        assert lost.stdout is not None
+        last_seq = int(lost.stdout.readline())
+
+        def lost_seq() -> bool:
+            doc = remote.run("lost", "job2")
+            seq = 0 if doc is None else _writers(doc).get("rank-2", {}).get("last_seq", 0)
+            return int(seq) >= last_seq  # then its print(), stored as console output
+
+        wait_for(lost_seq, 30, "rank-2's records at the server")
+        _kill_daemon(lost_daemon)  # the machine goes: its daemon, then the process
+        lost.kill()
+        lost.communicate(timeout=10)
+
+        def reaped() -> dict[str, Any] | None:
+            doc = remote.run("lost", "job2")
+            writers = {} if doc is None else _writers(doc)
+            gone = writers.get("rank-2", {}).get("state") == "crashed"
+            return doc if gone else None
+
+        doc = wait_for(reaped, 30, "rank-2 to read as crashed")
+        assert doc["state"] == "running"  # the primary runs on
+        assert {w: v["state"] for w, v in _writers(doc).items()} == {
+            "rank-0": "running",
+            "rank-1": "running",
+            "rank-2": "crashed",
+        }
+        for proc in others:
+            proc.communicate("\n", timeout=60)
+            assert proc.returncode == 0
+        doc = remote.run("lost", "job2")
+        for r in range(3):
+            assert _series(remote, "lost", "job2", f"rank-{r}/x") == {i: i for i in range(N)}
+    finally:
+        _kill_daemon(lost_daemon)
+        shutil.rmtree(lost_daemon, ignore_errors=True)
+        for proc in [lost, *others]:
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+    assert doc is not None and doc["state"] == "finished"
+    assert {w: v["state"] for w, v in _writers(doc).items()} == {
+        "rank-0": "finished",
+        "rank-1": "finished",
+        "rank-2": "crashed",
+    }
+
+
+SAMPLED = """
+import time, trackd
+from trackd._reader import read_records
+from trackd._wire import records as p
+label = {label!r}
+block = b"1" * ({mib} << 20)  # this writer's own resident memory, before any sample
+run = trackd.init(project="sys", id="job3", writer=label, primary=label == "rank-0")
+deadline = time.monotonic() + 60
+while sum(r.kind == p.SYSTEM_STATS for r in read_records(run.dir)[0]) < 4:
+    assert time.monotonic() < deadline, "no system samples"
+    run.log({{label + "/x": 1}})
+    time.sleep(0.1)
+input()  # both have their samples: finish when told
+trackd.finish()
+"""
+
+
+@DATABASES
+def test_each_writer_has_its_own_process_metrics(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two writers of one shared run on one daemon, sampled every 0.2 s: each one's process
+    tree lands under its own keys (``system/rank-1/proc...``), never in one series; the
+    machine-wide keys come once per sampling round (from one writer), not once per writer."""
+    _online(monkeypatch, upstream)
+    monkeypatch.setenv("TRACKD_SYSTEM_INTERVAL", "0.2")
+    mib = {"rank-0": 40, "rank-1": 160}
+    procs = {
+        label: start_script(SAMPLED.format(label=label, mib=size), tmp_path, stdin=-1)
+        for label, size in mib.items()
+    }
+    for proc in procs.values():
+        proc.communicate("\n", timeout=90)
+        assert proc.returncode == 0
+    doc = remote.run("sys", "job3")
+    assert doc is not None and doc["state"] == "finished"
+    keys = set(doc["system_keys"])
+    assert {f"system/{label}/proc.memory.rss_mb" for label in mib} <= keys
+    assert "system/proc.memory.rss_mb" not in keys and "system/cpu.percent" in keys
+    assert not [
+        k for k in keys if "proc." in k and not k.startswith(("system/rank-0/", "system/rank-1/"))
+    ]
+    local = _local_samples(tmp_path / "runs")
+    rss = {}
+    for label in mib:
+        key = f"system/{label}/proc.memory.rss_mb"
+        rows = remote.get(f"/runs/admin/sys/job3/history?keys={key}")
+        rss[label] = [r[key] for r in rows if key in r]
+        assert rss[label] == [d[key] for _t, d in local[label] if key in d]
+        assert len(rss[label]) >= 4 and min(rss[label]) > mib[label]
+    assert min(rss["rank-1"]) > max(rss["rank-0"]) + 60  # each its own process: no mixing
+    machine = [
+        t for samples in local.values() for t, data in samples if "system/cpu.percent" in data
+    ]
+    assert len(machine) == len(set(machine))  # one writer of the run per round measures it
+    rows = remote.get("/runs/admin/sys/job3/history?keys=system/cpu.percent")
+    assert len([r for r in rows if "system/cpu.percent" in r]) == len(machine)
+
+
+def _local_samples(runs_dir: Path) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """Each writer's SystemStats (time, data), read from its run log on this machine."""
+    from trackd._reader import read_records
+    from trackd._wire import records as p
+
+    out: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for run_dir in runs_dir.glob("run-*-job3@*"):
+        label = run_dir.name.rsplit("@", 1)[1]
+        records, _torn = read_records(str(run_dir))
+        out[label] = [(r.time, r.data) for r in records if r.kind == p.SYSTEM_STATS]
+    return out
+
+
+SPAWNED = """
+import sys
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import trackd
+
+def rank_main(rank, world, port, n):
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{{port}}",
+                            rank=rank, world_size=world)
+    run = trackd.init_distributed("shared", project="spawned", id="sp1")
+    for i in range(n):
+        run.log({{run.writer + "/x": rank * 1_000_000 + i}})
+    run.finish()
+    dist.destroy_process_group()
+
+if __name__ == "__main__":
+    mp.spawn(rank_main, args=(2, {port}, {n}), nprocs=2, join=True)
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.slow
+@pytest.mark.skipif(not FULL, reason="three torch imports (~30 s here); TRACKD_SCALE=full")
+@DATABASES
+def test_torch_multiprocessing_spawn_writes_one_shared_run(
+    upstream: ServerProcess, remote: Remote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ranks started by ``torch.multiprocessing.spawn`` (the rank is an argument, not in the
+    environment: ``init_distributed`` takes it from the process group) each write the
+    shared run as their own writer; every record reads back exactly once."""
+    _online(monkeypatch, upstream)
+    n = N // 10  # spawn is what it is about, not volume
+    code = SPAWNED.format(port=free_port(), n=n)
+    assert _done(start_script(code, tmp_path), 200).strip() == "done"
+    doc = remote.run("spawned", "sp1")
+    assert doc is not None and doc["state"] == "finished"
+    assert {w["label"]: (w["state"], w["primary"]) for w in doc["writers"]} == {
+        "rank-0": ("finished", True),
+        "rank-1": ("finished", False),
+    }
+    for r in range(2):
+        expect = {i: r * 1_000_000 + i for i in range(n)}
+        assert _series(remote, "spawned", "sp1", f"rank-{r}/x") == expect

@@ -153,6 +153,39 @@ def test_kill_9_of_the_daemon_while_images_are_in_flight(
     assert not list((online.data_dir / "blobs" / "tmp").glob("*"))
 
 
+@pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
+def test_images_past_the_queue_limit_spill_in_order_and_arrive_once(
+    online: ServerProcess, api: trackd.Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of images while the daemon is stopped: past the queue limit they go on the spill
+    file's in-memory tail (written by the I/O thread, or by log() when the tail is full),
+    between scalar rows written at once; the daemon's kill -9 afterwards loses nothing."""
+    monkeypatch.setenv("TRACKD_QUEUE_BYTES", str(64 * 1024))
+    monkeypatch.setattr("trackd._spill.TAIL_BYTES", 100_000)  # about 8 rows: it fills often
+    images = [_pixels(300 + i, (64, 64, 3)) for i in range(60)]
+    run = trackd.init(project="media")
+    pid = daemon_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for i, pixels in enumerate(images):
+            trackd.log({"img": trackd.Image(pixels), "i": i})
+            trackd.log({"between": i})
+        assert list(Path(run.dir).glob("spill-*.trackd"))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGKILL)
+    run.finish()
+    api_run = api.run(f"admin/media/{run.id}")
+    media = api_run.media("img")
+    assert [m["step"] for m in media] == list(range(0, 120, 2))
+    for m, pixels in zip(media, images, strict=True):
+        assert np.array_equal(decode_png(api_run.fetch(m["value"]["url"])), pixels)
+    rows = api_run.history(samples=None, pandas=False)
+    assert [(r["_step"], r.get("i"), r.get("between")) for r in rows] == [
+        (s, s // 2 if s % 2 == 0 else None, s // 2 if s % 2 else None) for s in range(120)
+    ]
+
+
 @pytest.mark.parametrize("upstream", DBS, indirect=True)
 def test_another_entity_cannot_read_a_run_blob_by_its_hash(
     online: ServerProcess, api: trackd.Api

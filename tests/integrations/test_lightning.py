@@ -3,6 +3,10 @@ steps with ``TrackdLogger``; the test reads back from a real server what landed.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from tests.integrations.conftest import files, wait_for  # noqa: E402
 # lightning 2.6.6 on torch 2.13 uses an API torch deprecates; the warning is not ours
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
+DDP = os.environ.get("TRACKD_TEST_DDP") == "1" or os.environ.get("TRACKD_SCALE") == "full"
 STEPS_PER_EPOCH = 4
 EPOCHS = 2
 
@@ -152,3 +157,96 @@ def test_ranks_other_than_zero_log_nothing(online: Any, tmp_path: Path) -> None:
         rank_zero_only.rank = saved_rank
     assert logger._run is None and logger.version is None
     assert not (tmp_path / "trackd").exists() and list(tmp_path.iterdir()) == []
+
+
+# A 2-process DDP fit (gloo, CPU): Lightning's subprocess launcher starts rank 1 by running
+# this script again, so each rank makes its own logger, with its own id proposal.
+DDP_SCRIPT = """
+import json, sys, torch
+import lightning.pytorch as pl
+from trackd.integrations.lightning import TrackdLogger
+
+class Ranked(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.save_hyperparameters({"lr": 0.1})
+        self.layer = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch, batch_idx):
+        loss = torch.nn.functional.mse_loss(self.layer(batch[0]), batch[1])
+        self.log("loss", loss)
+        self.log("rank", float(self.global_rank))
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+if __name__ == "__main__":
+    x = torch.linspace(-1, 1, 16).unsqueeze(1)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 2 * x + 1), batch_size=2)
+    logger = TrackdLogger(project="lit-ddp", log_rank="all")
+    trainer = pl.Trainer(logger=logger, accelerator="cpu", devices=2, strategy="ddp",
+                         max_steps=3, log_every_n_steps=1, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(Ranked(), data)
+    if trainer.global_rank == 0:
+        print(json.dumps({"id": logger.version}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DDP, reason="a 2-process fit takes ~30 s: set TRACKD_TEST_DDP=1")
+def test_log_rank_all_makes_every_rank_of_a_ddp_fit_a_writer_of_one_run(
+    online: Any, remote: Remote, tmp_path: Path
+) -> None:
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_id = json.loads(done.stdout.strip().splitlines()[-1])["id"]
+    doc = remote.run("lit-ddp", run_id)
+    assert doc is not None and doc["state"] == "finished" and doc["config"]["lr"] == 0.1
+    writers = sorted((w["label"], w["primary"], w["state"]) for w in doc["writers"])
+    assert writers == [("rank-0", True, "finished"), ("rank-1", False, "finished")]
+    rows = remote.history("lit-ddp", run_id)
+    for rank in (0, 1):
+        mine = [r for r in rows if f"rank-{rank}/loss" in r]
+        assert [r["_step"] for r in mine] == [0, 1, 2], rows
+        assert all(r[f"rank-{rank}/rank"] == rank for r in mine)
+    # one run: no run of either rank's own besides it
+    listing = remote.get("/entities/admin/projects/lit-ddp/runs")
+    assert [r["id"] for r in listing["runs"]] == [run_id]
+
+
+def test_log_rank_all_logs_each_rank_as_a_writer_of_the_run(
+    online: Any, remote: Remote, tmp_path: Path
+) -> None:
+    """The same in one process (the default run's stand-in for the DDP fit above): rank 1's
+    logger, then rank 0's, as Lightning's strategy sets the rank in each process."""
+    saved_rank = rank_zero_only.rank
+    loggers = []
+    try:
+        for rank in (1, 0):
+            rank_zero_only.rank = rank
+            logger = TrackdLogger(project="lit-ranks", id="ranked", log_rank="all")
+            logger.log_hyperparams({"lr": 0.5})
+            for step in range(3):
+                logger.log_metrics({"loss": rank + step / 10}, step=step)
+            logger.finalize("success")
+            loggers.append(logger)
+    finally:
+        rank_zero_only.rank = saved_rank
+    assert [x.version for x in loggers] == ["ranked", "ranked"]
+    doc = remote.run("lit-ranks", "ranked")
+    assert doc is not None and doc["state"] == "finished" and doc["config"]["lr"] == 0.5
+    writers = sorted((w["label"], w["primary"], w["state"]) for w in doc["writers"])
+    assert writers == [("rank-0", True, "finished"), ("rank-1", False, "finished")]
+    rows = remote.history("lit-ranks", "ranked")
+    assert [(r["_step"], r["rank-0/loss"], r["rank-1/loss"]) for r in rows] == [
+        (s, s / 10, 1 + s / 10) for s in range(3)
+    ]
+    with pytest.raises(ValueError, match="log_rank='sometimes'"):
+        TrackdLogger(log_rank="sometimes")
