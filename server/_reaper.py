@@ -1,7 +1,9 @@
 """The background task that marks silent runs ``crashed``.
 
 A run whose state is ``running`` and whose last heartbeat (or ingest) is older than the
-heartbeat timeout is marked ``crashed``. Right after the server starts, heartbeats are stale
+heartbeat timeout is marked ``crashed``. Each replica's reaper tries every interval; a pass
+runs in one replica at a time (:mod:`._duty_lock`), and any live replica's next pass takes
+over from one that died. Right after the server starts, heartbeats are stale
 because the server was down, not the runs, so nothing is reaped until the server itself has
 been up for one timeout.
 """
@@ -18,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import _schema as s
 from . import _writers
 from ._db import Database
+from ._duty_lock import REAPER, one_replica
 
 log = logging.getLogger("trackd.server")
 
@@ -59,7 +62,10 @@ class Reaper:
             if time.time() - self._started_at < self.timeout:
                 continue
             try:
-                count = reap(self.db, self.timeout) + _writers.reap(self.db, self.timeout)
+                with one_replica(self.db, REAPER) as mine:
+                    if not mine:  # another replica's pass is running
+                        continue
+                    count = reap(self.db, self.timeout) + _writers.reap(self.db, self.timeout)
             except SQLAlchemyError:
                 log.exception("trackd: marking silent runs crashed failed; will retry")
                 continue

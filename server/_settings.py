@@ -60,6 +60,12 @@ SETTINGS: tuple[tuple[str, Any, str, str], ...] = (
         "TRACKD_SERVER_BODY_TIMEOUT",
         "seconds a request body may stall (no bytes arriving) before the request is dropped",
     ),
+    (
+        "workers",
+        1,
+        "TRACKD_SERVER_WORKERS",
+        "server processes answering on the port (more than 1 needs PostgreSQL)",
+    ),
 )
 
 
@@ -75,6 +81,7 @@ class Settings:
     max_body_mb: int = 32
     header_timeout: float = 30.0
     body_timeout: float = 60.0
+    workers: int = 1
 
     @property
     def max_body(self) -> int:

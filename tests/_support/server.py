@@ -75,6 +75,11 @@ class ServerProcess:
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start the server and wait until ``/healthz`` answers."""
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the server process (:meth:`wait_healthy` waits until it answers)."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"the trackd server on {self.url} is already running")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,9 +90,8 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=_clean_env(self.admin_key, self.env),
             )
-        self._wait_healthy(timeout)
 
-    def _wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(self, timeout: float) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
