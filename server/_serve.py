@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 
 from ._app import create_app
+from ._blob_store import BlobStore
 from ._db import Database
 from ._h11 import header_deadline_protocol
 from ._settings import Settings
@@ -46,7 +47,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, db: Database) -> None:
+def serve(settings: Settings, db: Database, store: BlobStore | None = None) -> None:
     """Serve until SIGINT/SIGTERM."""
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
@@ -57,7 +58,7 @@ def serve(settings: Settings, db: Database) -> None:
         "timeout_graceful_shutdown": 5,
         "http": header_deadline_protocol(settings.header_timeout),
     }
-    app = create_app(settings, db)
+    app = create_app(settings, db, store)
     server = _Server(uvicorn.Config(app, **config), f"http://{shown}:{port}")
     try:
         server.run(sockets=[sock])
