@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -142,3 +144,30 @@ def test_an_older_servers_run_files_move_into_the_store(
     server.start()  # nothing left to move; the files stay
     with server.client() as admin:
         assert len(admin.get(f"{RUN}/files").json()["files"]) == 3
+
+
+def test_boto3_is_imported_only_for_an_s3_store(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from trackd.server import Database, create_app, load_settings, migrate\n"
+        f"settings = load_settings({{'data_dir': {str(tmp_path)!r}}})\n"
+        "db = Database.open(settings.db, settings.data_dir)\n"
+        "migrate(db.writer)\n"
+        "create_app(settings, db)\n"
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_bucket_that_cannot_be_reached_stops_startup(tmp_path: Path, moto: MotoServer) -> None:
+    s3 = S3Store(moto)
+    env = dict(s3.env, PATH=os.environ.get("PATH", ""))
+    for files, why in (
+        ("s3://no-such-bucket/x", "cannot reach bucket 'no-such-bucket'"),
+        ("gs://bucket/x", "the scheme is not known"),
+    ):
+        cmd = [sys.executable, "-m", "trackd.server", "--data-dir", str(tmp_path), "--files", files]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and why in out.stderr, out.stderr
