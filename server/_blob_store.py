@@ -77,7 +77,7 @@ def open_store(settings: Settings) -> BlobStore:
             raise StartupError(
                 f"--files {where} needs boto3 ({exc}); install it with: pip install 'trackd[s3]'"
             ) from exc
-        return S3BlobStore.open(where, settings.s3_endpoint)
+        return S3BlobStore.open(where, settings.files_endpoint)
     if "://" in where:
         raise StartupError(
             f"--files {where!r}: the scheme is not known; give s3://bucket/prefix or a directory"

@@ -2,7 +2,7 @@
 
 The object of SHA-256 ``h`` is ``<prefix>/<h[:2]>/<h>``. Credentials and region come from
 boto3's usual chain (``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``~/.aws``, an instance role,
-``AWS_DEFAULT_REGION``); the endpoint from ``s3_endpoint``, else ``AWS_ENDPOINT_URL``, else
+``AWS_DEFAULT_REGION``); the endpoint from ``files_endpoint``, else ``AWS_ENDPOINT_URL``, else
 AWS. This module imports boto3, so it is imported only when an S3 store is chosen.
 
 An upload streams through: it is hashed as it arrives, and once it passes
@@ -106,7 +106,7 @@ class S3BlobStore:
             raise StartupError(
                 f"--files {url}: cannot reach bucket {bucket!r} ({exc}); create the bucket, "
                 "and check the AWS credentials, region and endpoint (AWS_ENDPOINT_URL or "
-                "--s3-endpoint)"
+                "--files-endpoint)"
             ) from exc
         return cls(client, bucket, prefix)
 

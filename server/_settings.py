@@ -37,9 +37,9 @@ SETTINGS: tuple[tuple[str, Any, str, str], ...] = (
         "a directory several servers may share (default: <data dir>/blobs)",
     ),
     (
-        "s3_endpoint",
+        "files_endpoint",
         None,
-        "TRACKD_SERVER_S3_ENDPOINT",
+        "TRACKD_SERVER_FILES_ENDPOINT",
         "URL of an S3-compatible store other than AWS, e.g. http://minio:9000 (default: "
         "AWS_ENDPOINT_URL, else AWS)",
     ),
@@ -84,7 +84,7 @@ class Settings:
     data_dir: Path = Path("~/.trackd-server")
     db: str | None = None
     files: str | None = None
-    s3_endpoint: str | None = None
+    files_endpoint: str | None = None
     heartbeat_timeout: float = 120.0
     admin_user: str = "admin"
     admin_key: str | None = None
