@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from sqlalchemy import Connection
 
 from . import _accounts, _keys
+from ._blob_store import BlobStore, open_store
 from ._db import Database
+from ._legacy_files import import_files
 from ._migrations import migrate
 from ._serve import serve
 from ._settings import SETTINGS, Settings, load
@@ -159,18 +161,23 @@ def _admin_commands(args: argparse.Namespace, db: Database) -> bool:
     return bool(todo)
 
 
-def _prepare(settings: Settings) -> Database:
-    """Open and upgrade the database; create the admin user on first start."""
+def _prepare(settings: Settings, store: BlobStore) -> Database:
+    """Open and upgrade the database; create the admin user on first start; move an older
+    server's run files into the blob store."""
     db = Database.open(settings.db, settings.data_dir)
     made: list[str | None] = []
+    moved: list[int] = []
 
     def bootstrap() -> None:  # under the migration lock: two servers starting make one admin
         with db.write() as conn:
             made.append(_accounts.bootstrap(conn, settings.admin_user, settings.admin_key))
+        moved.append(import_files(settings.data_dir, db, store))
 
     before, after = migrate(db.writer, then=bootstrap)
     if before != after:
         print(f"trackd: database schema upgraded from version {before} to {after}", flush=True)
+    if moved[0]:
+        print(f"trackd: moved {moved[0]} run files into {store.where}", flush=True)
     key = made[0]
     if key is not None and settings.admin_key is None:  # generated: the one chance to see it
         print(f"trackd: admin API key (shown once): {key}", flush=True)
@@ -187,10 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load({name: getattr(args, name, None) for name, *_ in SETTINGS})
-        db = _prepare(settings)
+        store = open_store(settings)
+        db = _prepare(settings, store)
         try:
             if not _admin_commands(args, db):
-                serve(settings, db)
+                serve(settings, db, store)
         finally:
             db.close()
     except ServerError as exc:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from . import _rich_values, _run_blobs, _runs
 from . import _schema as s
 from ._auth import Principal, entity_for
-from ._blob_store import LocalBlobStore, check_sha256
+from ._blob_store import BlobStore, check_sha256
 from ._history import HistoryQuery
 from ._http import Caller, app_state, member_entity, respond
 from ._record_rules import file_name_problem
@@ -36,9 +36,9 @@ _RUN = "/runs/{entity}/{project}/{run_id}"
 _MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
-def blob_store(request: Request) -> LocalBlobStore:
-    """The server's blob store (files under ``<data dir>/blobs``)."""
-    return LocalBlobStore(app_state(request).settings.data_dir / "blobs")
+def blob_store(request: Request) -> BlobStore:
+    """The server's blob store (see the ``files`` setting)."""
+    return app_state(request).store
 
 
 def _run_pk(request: Request, principal: Principal, entity: str, project: str, run_id: str) -> int:
@@ -90,7 +90,7 @@ async def put_blob(
 ) -> Response:
     check_sha256(sha256)
     member_entity(request, principal, entity)  # before a byte of the body is read
-    size = await blob_store(request).put(sha256, request.stream())
+    _sha, size = await blob_store(request).put(request.stream(), sha256)
     path = (entity, project, run_id)
     await run_in_threadpool(_link, request, principal, path, sha256, size)
     return respond(request, {"sha256": sha256, "size": size})

@@ -1,12 +1,11 @@
-"""Run files: upload (raw body), list, download; files saved with ``trackd.save`` (kept as
-blobs, see :mod:`._run_blobs`) are listed and downloaded the same way."""
+"""Run files: upload (raw body), list, download. A file uploaded here and a file saved with
+``trackd.save`` are both a name pointing at an object in the blob store (see :mod:`._files`),
+listed and downloaded (streamed from the store through the server) the same way."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import _files, _run_blobs, _runs
@@ -23,11 +22,6 @@ def _run_pk(request: Request, principal: Caller, entity: str, project: str, run_
         return int(_runs.get_run(conn, ent, project, run_id).id)
 
 
-def _run_root(request: Request, principal: Caller, entity: str, project: str, run_id: str) -> Path:
-    run_pk = _run_pk(request, principal, entity, project, run_id)
-    return _files.run_dir(app_state(request).settings.data_dir, run_pk)
-
-
 @router.put(
     _RUN + "/{path:path}",
     summary="Upload a file (the raw request body)",
@@ -36,8 +30,11 @@ def _run_root(request: Request, principal: Caller, entity: str, project: str, ru
 async def upload(
     request: Request, entity: str, project: str, run_id: str, path: str, principal: Caller
 ) -> Response:
-    root = await run_in_threadpool(_run_root, request, principal, entity, project, run_id)
-    return respond(request, await _files.save(root, path, request.stream()))
+    _files.check_name(path)
+    run_pk = await run_in_threadpool(_run_pk, request, principal, entity, project, run_id)
+    state = app_state(request)
+    saved = await _files.save(state.db, state.store, run_pk, path, request.stream())
+    return respond(request, saved)
 
 
 @router.get(_RUN, summary="List a run's files")
@@ -45,22 +42,17 @@ def list_files(
     request: Request, entity: str, project: str, run_id: str, principal: Caller
 ) -> Response:
     run_pk = _run_pk(request, principal, entity, project, run_id)
-    uploaded = _files.listing(_files.run_dir(app_state(request).settings.data_dir, run_pk))
     with app_state(request).db.read() as conn:
-        saved = _run_blobs.saved_files(conn, run_pk)
-    by_name = {f["name"]: f for f in uploaded} | {f["name"]: f for f in saved}
-    return respond(request, {"files": [by_name[name] for name in sorted(by_name)]})
+        files = _run_blobs.saved_files(conn, run_pk)
+    return respond(request, {"files": files})
 
 
-@router.get(_RUN + "/{path:path}", summary="Download a file", response_class=FileResponse)
+@router.get(_RUN + "/{path:path}", summary="Download a file", response_class=StreamingResponse)
 def download(
     request: Request, entity: str, project: str, run_id: str, path: str, principal: Caller
 ) -> Response:
+    _files.check_name(path)
     run_pk = _run_pk(request, principal, entity, project, run_id)
     with app_state(request).db.read() as conn:
-        sha256 = _run_blobs.saved_file(conn, run_pk, path)
-        size = None if sha256 is None else _run_blobs.linked_size(conn, run_pk, sha256)
-    if sha256 is not None and size is not None:
-        return stream_blob(request, sha256, size)
-    found = _files.find(_files.run_dir(app_state(request).settings.data_dir, run_pk), path)
-    return FileResponse(found, media_type="application/octet-stream")
+        sha256, size = _files.find(conn, run_pk, path)
+    return stream_blob(request, sha256, size)

@@ -21,6 +21,7 @@ from . import (
     _api_read,
     _web,
 )
+from ._blob_store import BlobStore, open_store
 from ._db import Database
 from ._guard import Guard
 from ._http import AppState
@@ -58,8 +59,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), message)
 
 
-def create_app(settings: Settings, db: Database) -> FastAPI:
-    """The trackd server app for an open, migrated database."""
+def create_app(settings: Settings, db: Database, store: BlobStore | None = None) -> FastAPI:
+    """The trackd server app for an open, migrated database; ``store`` holds the uploaded
+    bytes (default: the one the ``files`` setting names)."""
     reaper = Reaper(db, settings.heartbeat_timeout)
 
     @asynccontextmanager
@@ -71,7 +73,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
             reaper.stop()
 
     app = FastAPI(title="trackd server", version="1", lifespan=lifespan)
-    app.state.trackd = AppState(db=db, settings=settings)
+    app.state.trackd = AppState(db=db, settings=settings, store=store or open_store(settings))
     routers = (_api_ingest, _api_read, _api_history, _api_files, _api_blobs, _api_keys, _api_admin)
     for router in (module.router for module in routers):
         app.include_router(router, prefix="/api/v1")

@@ -1,19 +1,20 @@
-"""Content-addressed storage of uploaded bytes (media files, saved files): one interface.
+"""Content-addressed storage of every uploaded byte (media, saved and uploaded run files).
 
-A blob is named by the SHA-256 of its bytes (64 lowercase hex digits) and shared by every run
-that holds it; which runs may read it is the database's business (``run_blobs``), never the
-store's. :class:`BlobStore` is all the server asks of a store, so an object store can stand
-beside :class:`LocalBlobStore` later:
+An object is named by the SHA-256 of its bytes (64 lowercase hex digits) and shared by every
+run that holds it; which runs may read it is the database's business (``run_blobs``), and a
+run file's name is a row in ``run_files`` pointing at an object (see :mod:`._files`), never
+the store's. :class:`BlobStore` is all the server asks of a store:
 
-- ``exists(sha256)``;
-- ``put(sha256, chunks)`` stores an async stream of chunks if its hash is ``sha256``
-  (:class:`~.errors.BadRequest` otherwise, and nothing is kept), and returns its size; a
-  blob already stored is not written again;
-- ``size(sha256)`` and ``read(sha256)`` (an iterator of chunks) for downloads.
+- ``exists(sha256)``, ``size(sha256)`` and ``read(sha256)`` (an iterator of chunks, streamed
+  to the client);
+- ``put(chunks, sha256=None)`` stores an async stream of chunks, hashing it as it streams
+  (never the whole object in memory), and returns its :class:`Stored` name and size. With
+  ``sha256`` given the bytes must hash to it (:class:`~.errors.BadRequest` otherwise, and
+  nothing is kept); an object already stored is not written again.
 
-The local store keeps ``<root>/<first 2 hex>/<sha256>``, written to a temporary file in
-``<root>/tmp`` (in the thread pool, 1 MiB at a time) and renamed into place, so a reader
-never sees half a blob and a crash leaves only a temporary file.
+Two stores: :class:`LocalBlobStore` (a directory, which several servers may share) and
+:class:`~._s3_store.S3BlobStore` (an S3-compatible object store); :func:`open_store` picks
+one from the ``files`` setting.
 """
 
 from __future__ import annotations
@@ -22,17 +23,23 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
-from .errors import BadRequest, NotFound, PayloadTooLarge
+from ._settings import Settings
+from .errors import BadRequest, NotFound, PayloadTooLarge, StartupError
 
 MAX_BLOB_BYTES = 1 << 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
+
+
+class Stored(NamedTuple):
+    sha256: str
+    size: int
 
 
 def check_sha256(sha256: str) -> str:
@@ -46,20 +53,47 @@ def check_sha256(sha256: str) -> str:
 
 
 class BlobStore(Protocol):
-    def exists(self, sha256: str) -> bool: ...
+    where: str  # where the objects are, for people (a directory or s3://bucket/prefix)
 
-    async def put(self, sha256: str, chunks: AsyncIterator[bytes]) -> int: ...
+    def exists(self, sha256: str) -> bool: ...
 
     def size(self, sha256: str) -> int: ...
 
     def read(self, sha256: str) -> Iterator[bytes]: ...
 
+    async def put(self, chunks: AsyncIterator[bytes], sha256: str | None = None) -> Stored: ...
+
+
+def open_store(settings: Settings) -> BlobStore:
+    """The store the ``files`` setting names: ``s3://bucket/prefix``, a directory, or (unset)
+    ``<data dir>/blobs``. An S3 store's bucket is checked here, so a wrong one stops startup."""
+    where = settings.files
+    if where is None:
+        return LocalBlobStore(settings.data_dir / "blobs")
+    if where.startswith("s3://"):
+        try:
+            from ._s3_store import S3BlobStore
+        except ImportError as exc:
+            raise StartupError(
+                f"--files {where} needs boto3 ({exc}); install it with: pip install 'trackd[s3]'"
+            ) from exc
+        return S3BlobStore.open(where, settings.files_endpoint)
+    if "://" in where:
+        raise StartupError(
+            f"--files {where!r}: the scheme is not known; give s3://bucket/prefix or a directory"
+        )
+    return LocalBlobStore(Path(os.path.expanduser(where)))
+
 
 class LocalBlobStore:
-    """Blobs as files under ``root`` (see the module docstring)."""
+    """Objects as files ``<root>/<first 2 hex>/<sha256>``, each written to a temporary file in
+    ``<root>/tmp`` (the same file system) and renamed into place: a reader never sees half an
+    object, a crash leaves only a temporary file, and servers sharing ``root`` may write one
+    object at once (each renames its own complete copy; either wins)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.where = str(root)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / check_sha256(sha256)
@@ -86,32 +120,43 @@ class LocalBlobStore:
         fd, tmp = tempfile.mkstemp(prefix="put-", dir=tmp_dir)
         return tmp, os.fdopen(fd, "wb")
 
-    def _commit(self, out: IO[bytes], tmp: str, sha256: str) -> None:
+    def _commit(self, out: IO[bytes], rest: bytes, tmp: str, sha256: str) -> None:
+        """Finish the temporary file and rename it into place (unless the object is there)."""
+        out.write(rest)
         out.flush()
         os.fsync(out.fileno())
         out.close()
         final = self.path(sha256)
+        if final.is_file():  # stored already (e.g. a run file whose hash was learned at its end)
+            os.unlink(tmp)
+            return
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)  # the same bytes may land twice at once: either rename wins
+        _fsync_dir(final.parent)
 
-    async def put(self, sha256: str, chunks: AsyncIterator[bytes]) -> int:
-        """Store the stream as blob ``sha256`` if its bytes hash to it; returns its size."""
-        check_sha256(sha256)
-        if await run_in_threadpool(self.exists, sha256):  # verify the bytes, write nothing
-            return await _verify(sha256, chunks, None)
+    async def put(self, chunks: AsyncIterator[bytes], sha256: str | None = None) -> Stored:
+        """Store the stream (as ``sha256`` if given, checked); returns its name and size."""
+        if sha256 is not None and await run_in_threadpool(self.exists, check_sha256(sha256)):
+            digest, size, _rest = await drain(chunks, _CHUNK, None)  # verify, write nothing
+            return Stored(expect(sha256, digest, size), size)
         tmp, out = await run_in_threadpool(self._open_temp)
         try:
-            size = await _verify(sha256, chunks, out)
-            await run_in_threadpool(self._commit, out, tmp, sha256)
+            digest, size, rest = await drain(chunks, _CHUNK, out.write)
+            found = expect(sha256, digest, size)
+            await run_in_threadpool(self._commit, out, rest, tmp, found)
         except BaseException:
             out.close()
             Path(tmp).unlink(missing_ok=True)
             raise
-        return size
+        return Stored(found, size)
 
 
-async def _verify(sha256: str, chunks: AsyncIterator[bytes], out: IO[bytes] | None) -> int:
-    """Hash (and write to ``out``) the stream; :class:`BadRequest` unless it is ``sha256``."""
+async def drain(
+    chunks: AsyncIterator[bytes], piece: int, sink: Callable[[bytes], Any] | None
+) -> tuple[Any, int, bytes]:
+    """Hash the stream, handing ``sink`` pieces of at least ``piece`` bytes in the thread pool;
+    returns ``(digest, size, rest)``: ``rest`` (under ``piece`` bytes) is hashed, not sunk.
+    :class:`PayloadTooLarge` past :data:`MAX_BLOB_BYTES`."""
     digest = hashlib.sha256()
     size = 0
     pending = bytearray()
@@ -119,25 +164,41 @@ async def _verify(sha256: str, chunks: AsyncIterator[bytes], out: IO[bytes] | No
         size += len(chunk)
         if size > MAX_BLOB_BYTES:
             raise PayloadTooLarge(
-                f"blob {sha256} is over the {MAX_BLOB_BYTES >> 20} MiB upload limit"
+                f"the upload is over the {MAX_BLOB_BYTES >> 20} MiB limit; store larger "
+                "files elsewhere"
             )
         pending += chunk
-        if len(pending) >= _CHUNK:
-            await run_in_threadpool(_write, out, digest, bytes(pending))
+        if len(pending) >= piece:
+            await run_in_threadpool(_feed, digest, sink, bytes(pending))
             pending.clear()
-    await run_in_threadpool(_write, out, digest, bytes(pending))
-    if digest.hexdigest() != sha256:
+    rest = bytes(pending)
+    await run_in_threadpool(_feed, digest, None, rest)
+    return digest, size, rest
+
+
+def expect(sha256: str | None, digest: Any, size: int) -> str:
+    """The stream's SHA-256; :class:`BadRequest` if ``sha256`` was named and it is not that."""
+    found = str(digest.hexdigest())
+    if sha256 is not None and found != sha256:
         raise BadRequest(
-            f"the uploaded bytes ({size} bytes) hash to {digest.hexdigest()}, not to "
-            f"{sha256}; upload a blob under the SHA-256 of its bytes"
+            f"the uploaded bytes ({size} bytes) hash to {found}, not to {sha256}; upload a "
+            "blob under the SHA-256 of its bytes"
         )
-    return size
+    return found
 
 
-def _write(out: IO[bytes] | None, digest: Any, data: bytes) -> None:
+def _feed(digest: Any, sink: Callable[[bytes], Any] | None, data: bytes) -> None:
     digest.update(data)
-    if out is not None:
-        out.write(data)
+    if sink is not None:
+        sink(data)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _chunks(f: IO[bytes]) -> Iterator[bytes]:

@@ -9,6 +9,7 @@ import msgpack
 from fastapi import Depends, Header, Request, Response
 
 from ._auth import Entity, Principal, entity_for
+from ._blob_store import BlobStore
 from ._db import Database
 from ._guard import caller
 from ._settings import Settings
@@ -21,6 +22,7 @@ MSGPACK = "application/msgpack"
 class AppState:
     db: Database
     settings: Settings
+    store: BlobStore  # every uploaded byte: media, saved and uploaded run files
 
 
 def app_state(request: Request) -> AppState:

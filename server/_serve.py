@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from ._app import create_app
+from ._blob_store import BlobStore, open_store
 from ._db import Database
 from ._h11 import header_deadline_protocol
 from ._settings import Settings
@@ -48,14 +49,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(settings: Settings, db: Database, url: str | None) -> _Server:
+def _uvicorn(settings: Settings, db: Database, store: BlobStore | None, url: str | None) -> _Server:
     config: dict[str, Any] = {
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 5,
         "http": header_deadline_protocol(settings.header_timeout),
     }
-    return _Server(uvicorn.Config(create_app(settings, db), **config), url)
+    return _Server(uvicorn.Config(create_app(settings, db, store), **config), url)
 
 
 def _check_workers(settings: Settings, db: Database) -> None:
@@ -69,7 +70,7 @@ def _check_workers(settings: Settings, db: Database) -> None:
         )
 
 
-def serve(settings: Settings, db: Database) -> None:
+def serve(settings: Settings, db: Database, store: BlobStore | None = None) -> None:
     """Serve until SIGINT/SIGTERM (in ``settings.workers`` processes when more than one)."""
     _check_workers(settings, db)
     sock = _bind(settings.host, settings.port)
@@ -78,7 +79,7 @@ def serve(settings: Settings, db: Database) -> None:
     url = f"http://{shown}:{port}"
     try:
         if settings.workers == 1:
-            _uvicorn(settings, db, url).run(sockets=[sock])
+            _uvicorn(settings, db, store, url).run(sockets=[sock])
         else:
             sock.listen(2048)
             db.close()  # each worker opens its own pool
@@ -94,10 +95,11 @@ def serve(settings: Settings, db: Database) -> None:
 
 
 def serve_worker(settings: Settings, sock: socket.socket) -> None:
-    """One worker process of ``--workers``: its own database pool, serving ``sock``."""
+    """One worker process of ``--workers``: its own database pool and file store client,
+    serving ``sock``."""
     stop_with_parent()
     db = Database.open(settings.db, settings.data_dir)
     try:
-        _uvicorn(settings, db, None).run(sockets=[sock])
+        _uvicorn(settings, db, open_store(settings), None).run(sockets=[sock])
     finally:
         db.close()

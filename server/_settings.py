@@ -30,6 +30,20 @@ SETTINGS: tuple[tuple[str, Any, str, str], ...] = (
         "database URL, e.g. postgresql://user@host:5432/trackd (default: SQLite in data dir)",
     ),
     (
+        "files",
+        None,
+        "TRACKD_SERVER_FILES",
+        "where run files and media go: s3://bucket/prefix (an S3-compatible object store), or "
+        "a directory several servers may share (default: <data dir>/blobs)",
+    ),
+    (
+        "files_endpoint",
+        None,
+        "TRACKD_SERVER_FILES_ENDPOINT",
+        "URL of an S3-compatible store other than AWS, e.g. http://minio:9000 (default: "
+        "AWS_ENDPOINT_URL, else AWS)",
+    ),
+    (
         "heartbeat_timeout",
         120.0,
         "TRACKD_SERVER_HEARTBEAT_TIMEOUT",
@@ -75,6 +89,8 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path("~/.trackd-server")
     db: str | None = None
+    files: str | None = None
+    files_endpoint: str | None = None
     heartbeat_timeout: float = 120.0
     admin_user: str = "admin"
     admin_key: str | None = None

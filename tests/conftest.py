@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._support.objstore import LocalStore, MotoServer, S3Store, moto_server
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
@@ -48,3 +50,19 @@ def _stop_daemon(daemon_dir: str) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 emulator for the session (started only by tests that store files in S3)."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
+    """Where the test's server keeps files: ``<data dir>/blobs`` (the default), or, when a test
+    parametrizes ``store`` indirectly with ``"s3"``, a fresh bucket of :func:`moto`."""
+    if getattr(request, "param", "local") == "s3":
+        return S3Store(request.getfixturevalue("moto"))
+    return LocalStore(tmp_path / "server" / "blobs", shared=False)

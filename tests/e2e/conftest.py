@@ -23,6 +23,7 @@ import msgpack
 import pytest
 
 from tests._support.faultproxy import FaultProxy
+from tests._support.objstore import LocalStore, S3Store
 from tests._support.postgres import PostgresCluster, postgres_cluster
 from tests._support.server import ServerProcess, running_server
 
@@ -37,14 +38,17 @@ def pg_cluster() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture
-def upstream(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    """The real trackd server: SQLite, or a fresh PostgreSQL database when parametrized so."""
+def upstream(
+    request: pytest.FixtureRequest, tmp_path: Path, store: LocalStore | S3Store
+) -> Iterator[ServerProcess]:
+    """The real trackd server: SQLite, or a fresh PostgreSQL database when parametrized so;
+    its files in ``store`` (see tests/conftest.py)."""
     db = getattr(request, "param", "sqlite")
     url = None
     if db == "postgres":
         cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
         url = cluster.fresh_url()
-    with running_server(tmp_path / "server", db=url) as server:
+    with running_server(tmp_path / "server", db=url, args=store.args, env=store.env) as server:
         yield server
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from trackd._wire import records as p
 
 from tests._support.media import decode_png, log_raw, raw_image, raw_mask
+from tests._support.objstore import STORES, LocalStore, S3Store
 from tests._support.procs import daemon_dir, daemon_pid, run_script, wait_for
 from tests._support.server import ServerProcess
 
@@ -38,11 +39,6 @@ def api(upstream: ServerProcess) -> Iterator[trackd.Api]:
         yield reader
 
 
-def _blob_files(server: ServerProcess) -> list[Path]:
-    root = server.data_dir / "blobs"
-    return [f for f in root.glob("??/*") if f.is_file()]
-
-
 def _uploads_logged() -> int:
     text = (daemon_dir() / "daemon.log").read_text()
     return text.count("uploaded blob")
@@ -52,7 +48,7 @@ def _pixels(seed: int, shape: tuple[int, ...] = (24, 32, 3)) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
-@pytest.mark.parametrize("upstream", DBS, indirect=True)
+@pytest.mark.parametrize(("upstream", "store"), STORES, indirect=True)
 def test_images_masks_tables_read_back_exactly(online: ServerProcess, api: trackd.Api) -> None:
     rgb, gray, rgba = _pixels(1), _pixels(2, (24, 32, 1)), _pixels(3, (24, 32, 4))
     classes = (np.arange(24 * 32).reshape(24, 32) % 5).astype(np.uint8)
@@ -116,8 +112,10 @@ def test_images_masks_tables_read_back_exactly(online: ServerProcess, api: track
     assert rows[0]["loss"] == 0.5 and rows[0]["img"]["sha256"] == value["sha256"]
 
 
-@pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
-def test_the_same_image_is_stored_and_uploaded_once(online: ServerProcess, api: trackd.Api) -> None:
+@pytest.mark.parametrize("store", ["local", "s3"], indirect=True)
+def test_the_same_image_is_stored_and_uploaded_once(
+    online: ServerProcess, api: trackd.Api, store: LocalStore | S3Store
+) -> None:
     same = _pixels(7)
     run = trackd.init(project="media")
     for _ in range(5):
@@ -126,14 +124,14 @@ def test_the_same_image_is_stored_and_uploaded_once(online: ServerProcess, api: 
     media = api.run(f"admin/media/{run.id}").media("img")
     assert [m["step"] for m in media] == [0, 1, 2, 3, 4]
     assert len({m["value"]["sha256"] for m in media}) == 1
-    assert len(_blob_files(online)) == 1
+    assert len(store.objects()) == 1
     assert _uploads_logged() == 1
     assert len(list((Path(run.dir) / "media").glob("*.png"))) == 1
 
 
 @pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
 def test_kill_9_of_the_daemon_while_images_are_in_flight(
-    online: ServerProcess, api: trackd.Api
+    online: ServerProcess, api: trackd.Api, store: LocalStore
 ) -> None:
     images = [_pixels(100 + i, (64, 64, 3)) for i in range(40)]
     run = trackd.init(project="media")
@@ -149,8 +147,8 @@ def test_kill_9_of_the_daemon_while_images_are_in_flight(
     assert [m["step"] for m in media] == list(range(40))
     for m, pixels in zip(media, images, strict=True):
         assert np.array_equal(decode_png(api_run.fetch(m["value"]["url"])), pixels)
-    assert len(_blob_files(online)) == 40
-    assert not list((online.data_dir / "blobs" / "tmp").glob("*"))
+    assert len(store.objects()) == 40
+    assert store.leftovers() == []
 
 
 @pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
@@ -222,7 +220,7 @@ def _download(server: ServerProcess, run_id: str, name: str) -> bytes:
         return answer.content
 
 
-@pytest.mark.parametrize("upstream", DBS, indirect=True)
+@pytest.mark.parametrize(("upstream", "store"), STORES, indirect=True)
 def test_save_live_now_and_end(online: ServerProcess, api: trackd.Api, tmp_path: Path) -> None:
     work = tmp_path / "work"
     (work / "ckpt").mkdir(parents=True)
@@ -294,7 +292,11 @@ def _known(api: trackd.Api, run_id: str) -> bool:
 
 @pytest.mark.parametrize("upstream", ["sqlite"], indirect=True)
 def test_an_offline_run_with_images_and_files_syncs_once(
-    upstream: ServerProcess, api: trackd.Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    upstream: ServerProcess,
+    api: trackd.Api,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store: LocalStore,
 ) -> None:
     pixels = _pixels(42)
     (tmp_path / "notes.txt").write_text("offline notes")
@@ -317,7 +319,7 @@ def test_an_offline_run_with_images_and_files_syncs_once(
     [img] = api_run.media("img")
     assert np.array_equal(decode_png(api_run.fetch(img["value"]["url"])), pixels)
     assert api_run.file("notes.txt").download(tmp_path / "got").read_text() == "offline notes"
-    assert len(_blob_files(upstream)) == 2
+    assert len(store.objects()) == 2
 
 
 @pytest.mark.parametrize("upstream", DBS, indirect=True)

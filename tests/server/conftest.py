@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._support.objstore import LocalStore, S3Store
 from tests._support.postgres import PostgresCluster, postgres_cluster
 from tests._support.server import ServerProcess, running_server
 
@@ -34,8 +35,11 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def server(tmp_path: Path, db_url: str | None) -> Iterator[ServerProcess]:
-    with running_server(tmp_path / "server", db=db_url) as srv:
+def server(
+    tmp_path: Path, db_url: str | None, store: LocalStore | S3Store
+) -> Iterator[ServerProcess]:
+    """The server on ``db_url``, keeping files in ``store`` (see tests/conftest.py)."""
+    with running_server(tmp_path / "server", db=db_url, args=store.args, env=store.env) as srv:
         yield srv
 
 

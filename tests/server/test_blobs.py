@@ -5,37 +5,44 @@ from __future__ import annotations
 import hashlib
 
 import httpx
+import pytest
 from trackd._wire import records as p
 
+from tests._support.objstore import STORES, LocalStore, S3Store
 from tests._support.server import ServerProcess
 from tests.server._batches import history, ingest, run_start
 
 RUN = "/runs/admin/proj/b1"
+# each test on the server's own directory (SQLite and PostgreSQL) and on a bucket of moto's
+# S3 emulator (the store does not depend on the database: tests/server/test_file_store.py
+# runs S3 on PostgreSQL)
+pytestmark = pytest.mark.parametrize(("db_url", "store"), STORES, indirect=True)
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _blob_files(server: ServerProcess) -> list[str]:
-    return sorted(f.name for f in (server.data_dir / "blobs").glob("??/*") if f.is_file())
-
-
-def test_put_checks_the_hash_and_stores_once(server: ServerProcess, admin: httpx.Client) -> None:
+def test_put_checks_the_hash_and_stores_once(
+    store: LocalStore | S3Store, admin: httpx.Client
+) -> None:
     data = bytes(range(256)) * 5000  # over 1 MiB: written in several pieces
     sha = _sha(data)
     assert admin.head(f"{RUN}/blobs/{sha}").status_code == 404  # no run yet, no blob
     wrong = admin.put(f"{RUN}/blobs/{sha}", content=data + b"!")
     assert wrong.status_code == 400 and f"not to {sha}" in wrong.json()["error"]["message"]
-    assert _blob_files(server) == []
+    assert store.objects() == [] and store.leftovers() == []
     put = admin.put(f"{RUN}/blobs/{sha}", content=data)  # creates the run: a blob may come first
     assert put.status_code == 200, put.text
     assert put.json() == {"sha256": sha, "size": len(data)}
     assert admin.head(f"{RUN}/blobs/{sha}").status_code == 200
     assert admin.get(f"{RUN}/blobs/{sha}").content == data
+    written = store.versions(sha)
     assert admin.put(f"/runs/admin/proj/b2/blobs/{sha}", content=data).status_code == 200
-    assert _blob_files(server) == [sha]  # shared by the two runs, stored once
-    assert not list((server.data_dir / "blobs" / "tmp").iterdir())
+    assert admin.get(f"/runs/admin/proj/b2/blobs/{sha}").content == data
+    assert store.objects() == [sha]  # shared by the two runs, stored once
+    assert store.versions(sha) == written  # found stored: not written again
+    assert store.leftovers() == []
     bad = admin.get(f"{RUN}/blobs/not-a-hash")
     assert bad.status_code == 400 and "64 lowercase hex" in bad.json()["error"]["message"]
 
