@@ -55,13 +55,17 @@ backend replicas
 
 @contextmanager
 def replicas(
-    count: int, data_dir: Path, db: str, store_args: Sequence[str] = ()
+    count: int,
+    data_dir: Path,
+    db: str,
+    store_args: Sequence[str] = (),
+    store_env: dict[str, str] | None = None,
 ) -> Iterator[list[ServerProcess]]:
     """``count`` started replicas on database ``db`` sharing ``data_dir``; stopped at the end."""
     servers: list[ServerProcess] = []
     try:
         for index in range(count):
-            server = ServerProcess(data_dir, db=db, args=store_args)
+            server = ServerProcess(data_dir, db=db, args=store_args, env=store_env)
             if servers:
                 server.admin_key = servers[0].admin_key  # one admin user for all
             server.log_path = data_dir.with_name(f"replica-{index}.log")

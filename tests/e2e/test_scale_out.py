@@ -11,8 +11,9 @@ a record applied twice (or lost) would move. While the runs are written, the tes
 run's progress through haproxy (round robin: every replica answers in turn) and sees it
 grow: live reads need no replica of their own.
 
-``file_store`` gives the replicas' file-store arguments: one data directory shared by all
-(``shared-dir``); another store (e.g. S3) is one more parameter.
+Each process also logs ``IMAGES`` small images and saves one file, so blobs and run files go
+through the replicas into ``file_store``: one directory shared by all replicas, or a bucket of
+moto's S3 server (an emulator); they are read back through haproxy, byte for byte.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import httpx
 import msgpack
 import pytest
 
+from tests._support.media import decode_png
+from tests._support.objstore import LocalStore, S3Store
 from tests._support.postgres import PostgresCluster
 from tests._support.procs import start_script
 from tests._support.replicas import Haproxy, replicas
@@ -40,27 +43,38 @@ RECORDS = scaled(3000, 50_000)
 RATE = 0 if full_scale() else 1000  # records/s per process (0: as fast as it can)
 PROJECT = "scale"
 
+IMAGES = 4  # per run, at steps 0, n/4, n/2, 3n/4: blobs through the replicas' file store
 TRAIN = """
 import os, time
+import numpy as np
 import trackd
 
 n, index, rate = int(os.environ["N"]), int(os.environ["INDEX"]), float(os.environ["RATE"])
+every = n // int(os.environ["IMAGES"])
 run = trackd.init(project="scale", id=f"scale-{index}")
 run.define_metric("x", summary="mean")
+with open(f"notes-{index}.txt", "w") as f:
+    f.write(f"notes of run {index}")
+trackd.save(f"notes-{index}.txt", policy="now")
 t0 = time.monotonic()
 for step in range(n):
-    run.log({"x": float(step), "w": index})
+    row = {"x": float(step), "w": index}
+    if step % every == 0:
+        row["img"] = trackd.Image(np.full((8, 8, 3), 100 + index * 16 + step // every, np.uint8))
+    run.log(row)
     if rate and step % 50 == 0:
         time.sleep(max(0.0, t0 + step / rate - time.monotonic()))
 run.finish()
 """
 
 
-@pytest.fixture(params=["shared-dir"])
-def file_store(request: pytest.FixtureRequest) -> list[str]:
-    """The replicas' extra arguments for their file store (all share one data dir)."""
-    assert request.param == "shared-dir"
-    return []
+@pytest.fixture(params=["shared-dir", "s3"])
+def file_store(request: pytest.FixtureRequest, tmp_path: Path) -> LocalStore | S3Store:
+    """The replicas' file store: one directory all of them share, or one bucket of moto's
+    S3 server (an emulator, see tests/_support/objstore.py)."""
+    if request.param == "s3":
+        return S3Store(request.getfixturevalue("moto"))
+    return LocalStore(tmp_path / "shared-files")
 
 
 @pytest.fixture
@@ -103,6 +117,12 @@ class Reader:
         response.raise_for_status()
         return msgpack.unpackb(response.content, raw=False, strict_map_key=False)
 
+    def raw(self, url: str) -> bytes:
+        """The bytes at a file or blob ``url`` (absolute path on the server, or API path)."""
+        response = self._get(url.removeprefix("/api/v1"))
+        response.raise_for_status()
+        return response.content
+
     def run(self, index: int) -> dict[str, Any] | None:
         response = self._get(f"/runs/admin/{PROJECT}/scale-{index}")
         if response.status_code == 404:
@@ -125,7 +145,7 @@ def _all_stored(reader: Reader) -> bool:
 def _check_run(reader: Reader, index: int) -> None:
     run = reader.run(index)
     assert run is not None and run["state"] == "finished", run
-    assert run["last_seq"] == RECORDS + 3  # RunStart, Metric, the rows, Finish
+    assert run["last_seq"] == RECORDS + 4  # RunStart, Metric, the saved file, the rows, Finish
     assert run["summary"]["x"] == {"mean": (RECORDS - 1) / 2}
     rows = reader.get(f"/runs/admin/{PROJECT}/scale-{index}/history")
     assert [row["_step"] for row in rows] == list(range(RECORDS))
@@ -136,10 +156,13 @@ def _check_run(reader: Reader, index: int) -> None:
 @pytest.mark.postgres
 @pytest.mark.timeout(600 if full_scale() else 180)
 def test_replicas_behind_haproxy_lose_and_double_nothing_when_one_is_killed(
-    tmp_path: Path, pg_cluster: PostgresCluster, file_store: list[str], machines: list[str]
+    tmp_path: Path,
+    pg_cluster: PostgresCluster,
+    file_store: LocalStore | S3Store,
+    machines: list[str],
 ) -> None:
     url = pg_cluster.fresh_url()
-    with replicas(3, tmp_path / "files", url, file_store) as servers:
+    with replicas(3, tmp_path / "files", url, file_store.args, file_store.env) as servers:
         with Haproxy(servers, tmp_path / "haproxy") as proxy:
             with Reader(proxy.url, servers[0].admin_key) as reader:
                 procs = _start_training(proxy.url, servers[0].admin_key, machines, tmp_path)
@@ -156,6 +179,20 @@ def test_replicas_behind_haproxy_lose_and_double_nothing_when_one_is_killed(
                 assert seen == sorted(seen) and seen[0] < seen[-1] == RECORDS - 1, seen
                 for index in range(PROCESSES):
                     _check_run(reader, index)
+                    _check_files(reader, index)
+                assert len(file_store.objects()) == PROCESSES * (IMAGES + 1)
+
+
+def _check_files(reader: Reader, index: int) -> None:
+    """The run's images and saved file, read back through haproxy from the shared store."""
+    path = f"/runs/admin/{PROJECT}/scale-{index}"
+    media = reader.get(f"{path}/media?keys=img")["media"]["img"]
+    every = RECORDS // IMAGES
+    assert [m["step"] for m in media] == [k * every for k in range(IMAGES)]
+    for k, m in enumerate(media):
+        pixels = decode_png(reader.raw(m["value"]["url"]))
+        assert pixels.shape == (8, 8, 3) and (pixels == 100 + index * 16 + k).all()
+    assert reader.raw(f"{path}/files/notes-{index}.txt") == f"notes of run {index}".encode()
 
 
 def _start_training(
@@ -167,6 +204,7 @@ def _start_training(
         "TRACKD_BATCH_SECONDS": "0.2",
         "N": str(RECORDS),
         "RATE": str(RATE),
+        "IMAGES": str(IMAGES),
     }
     procs = []
     for index in range(PROCESSES):
