@@ -232,6 +232,13 @@ _V9_CONSOLE_LINES_AND_ENVIRONMENT = (
     "ALTER TABLE runs ADD COLUMN environment TEXT",
 )
 
+_V14_SUB_BLOCK_SUMMARIES = (
+    # each plain block's min and max per 16 points (_block_subs): short series read from them
+    "ALTER TABLE history_blocks ADD COLUMN subs {blob}",
+    {"postgresql": "ALTER TABLE history_blocks ALTER COLUMN subs SET STORAGE EXTERNAL"},
+    _history_migration.add_sub_summaries,
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -246,6 +253,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     8: _V8_RUN_WRITERS,
     9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
+    14: _V14_SUB_BLOCK_SUMMARIES,  # 10 to 13 are taken by branches merged beside this one
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

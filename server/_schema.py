@@ -170,6 +170,7 @@ history_blocks = Table(  # migration 6
     Column("first_v", Double),
     Column("last_v", Double),
     Column("data", LargeBinary, nullable=False),
+    Column("subs", LargeBinary),  # migration 14: see _block_subs
 )
 
 rejected_records = Table(  # migration 4
