@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,22 +73,26 @@ def encode(points: Points, mask: int) -> bytes | None:
     return _HEAD.pack(FORMAT, len(starts)) + body
 
 
-def decode(data: bytes) -> Subs:
-    """The summaries in a ``subs`` payload."""
-    version, m = _HEAD.unpack_from(data)
-    if version != FORMAT:
-        raise ValueError(f"sub-block format {version} is unknown; this server reads {FORMAT}")
-    at = _HEAD.size
-
-    def column(i: int, kind: str) -> np.ndarray:  # type: ignore[type-arg]
-        return np.frombuffer(data, np.dtype(kind), m, at + 8 * m * i)
-
-    return Subs(
-        column(0, "<i8"),
-        column(1, "<i8"),
-        column(2, "<f8"),
-        column(3, "<f8"),
-        column(4, "<i8"),
-        column(5, "<f8"),
-        column(6, "<f8"),
-    )
+def decode_many(payloads: list[bytes]) -> tuple[Subs, b.I64]:
+    """The summaries of many ``subs`` payloads as one set of arrays, and the index in
+    ``payloads`` of each summary's block. Payloads of one length (full blocks) are decoded
+    together, as one 2-D array, not one by one."""
+    groups: dict[int, list[int]] = {}
+    for i, data in enumerate(payloads):
+        groups.setdefault(len(data), []).append(i)
+    columns: list[list[np.ndarray]] = [[] for _ in range(7)]  # type: ignore[type-arg]
+    owners = [np.empty(0, np.int64)]
+    for size, members in groups.items():
+        m = (size - _HEAD.size) // 56
+        raw = np.frombuffer(b"".join(payloads[i] for i in members), np.uint8)
+        raw = raw.reshape(len(members), size)
+        if (raw[:, 0] != FORMAT).any():
+            raise ValueError(f"a sub-block format is unknown; this server reads {FORMAT}")
+        for c, kind in enumerate(("<i8", "<i8", "<f8", "<f8", "<i8", "<f8", "<f8")):
+            at = _HEAD.size + 8 * m * c
+            columns[c].append(np.ascontiguousarray(raw[:, at : at + 8 * m]).view(kind).ravel())
+        owners.append(np.repeat(np.array(members, dtype=np.int64), m))
+    arrays: list[Any] = [np.concatenate(col) if col else np.empty(0) for col in columns]
+    arrays = [a.astype(np.int64 if i in (0, 1, 4) else np.float64) for i, a in enumerate(arrays)]
+    subs = Subs(*arrays)
+    return subs, np.concatenate(owners)

@@ -169,8 +169,8 @@ history_blocks = Table(  # migration 6
     Column("max_time", Double),
     Column("first_v", Double),
     Column("last_v", Double),
-    Column("data", LargeBinary, nullable=False),
     Column("subs", LargeBinary),  # migration 14: see _block_subs
+    Column("data", LargeBinary, nullable=False),
 )
 
 rejected_records = Table(  # migration 4

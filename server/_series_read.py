@@ -36,10 +36,9 @@ from ._history_store import trim
 SeriesId = tuple[int, int]  # (run_pk, key_id)
 WHOLE, BLOCKS, SUBS, OPEN = range(4)
 _SUMMARIES = (
-    "SELECT run_pk, key_id, start_step, end_step, n, mask, COALESCE(min_v, 0), "
-    "COALESCE(min_step, 0), COALESCE(min_time, 0), COALESCE(max_v, 0), "
-    "COALESCE(max_step, 0), COALESCE(max_time, 0) FROM history_blocks WHERE {where} "
-    "ORDER BY run_pk, key_id, start_step"
+    "SELECT h.key_id, h.start_step, h.end_step, h.n, h.mask, COALESCE(h.min_v, 0), "
+    "COALESCE(h.min_step, 0), COALESCE(h.min_time, 0), COALESCE(h.max_v, 0), "
+    "COALESCE(h.max_step, 0), COALESCE(h.max_time, 0) {source} ORDER BY h.key_id, h.start_step"
 )
 _PLAIN = (b.M_FINITE, b.M_INT)
 
@@ -48,12 +47,13 @@ def _ints(values: Sequence[int] | set[int]) -> str:
     return ",".join(str(int(v)) for v in sorted(values))
 
 
-def _where(ids: Sequence[SeriesId], lo: int, hi: int) -> str:
-    """The blocks of ``ids`` overlapping ``lo``..``hi`` (key ids are unique across runs)."""
-    runs, keys = _ints({r for r, _ in ids}), _ints({k for _, k in ids})
+def _source(ids: Sequence[SeriesId], lo: int, hi: int) -> str:
+    """FROM and WHERE of the blocks of ``ids`` overlapping ``lo``..``hi``: each key found by
+    its id, then its blocks by their primary key (one index seek per series)."""
+    keys = _ints({key for _, key in ids})
     return (
-        f"run_pk IN ({runs}) AND key_id IN ({keys}) "
-        f"AND end_step >= {int(lo)} AND start_step <= {int(hi)}"
+        "FROM run_keys k JOIN history_blocks h ON h.run_pk = k.run_pk AND h.key_id = k.id "
+        f"WHERE k.id IN ({keys}) AND h.end_step >= {int(lo)} AND h.start_step <= {int(hi)}"
     )
 
 
@@ -91,11 +91,11 @@ class _Blocks:
 
     @classmethod
     def of(cls, rows: list[Any]) -> _Blocks:
-        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 12
+        cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * 11
         ints = (np.int64, np.int64, np.int64, np.int64, np.int64, np.float64, np.int64)
         kinds = ints + (np.float64, np.float64, np.int64, np.float64)
         arrays: list[Any] = [
-            np.array(col, dtype=kind) for col, kind in zip(cols[1:], kinds, strict=True)
+            np.array(col, dtype=kind) for col, kind in zip(cols, kinds, strict=True)
         ]
         return cls(*arrays)
 
@@ -113,7 +113,7 @@ class _Plan:
     last: b.I64 = field(init=False)
     parts: list[Points] = field(default_factory=list)
     part_series: list[b.I64] = field(default_factory=list)
-    part_bucket: list[b.I64] = field(default_factory=list)
+    part_at: list[b.I64] = field(default_factory=list)  # the step each is bucketed by
     opened: dict[tuple[int, int], int] = field(default_factory=dict)  # (key, start) -> series
     subs: dict[tuple[int, int], int] = field(default_factory=dict)
     whole: dict[int, list[Points]] = field(default_factory=dict)
@@ -122,10 +122,19 @@ class _Plan:
         self.first = np.zeros(self.count, np.int64)
         self.last = np.zeros(self.count, np.int64)
 
-    def add(self, points: Points, series: int | b.I64, bucket: b.I64) -> None:
+    def add(self, points: Points, series: int | b.I64, at: b.I64) -> None:
+        """Candidates of ``series``, each bucketed by the step in ``at``."""
         self.parts.append(points)
         self.part_series.append(np.broadcast_to(np.asarray(series, np.int64), len(points)))
-        self.part_bucket.append(bucket)
+        self.part_at.append(at)
+
+    def buckets_of(self, series: b.I64) -> b.I64:
+        """Every candidate's bucket, numbered across series (``series * buckets + bucket``)."""
+        at = np.concatenate(self.part_at)
+        first, last = self.first[series], self.last[series]
+        width = (last - first + 1) / self.buckets
+        index = np.clip(((at - first) / width).astype(np.int64), 0, self.buckets - 1)
+        return series * self.buckets + index  # type: ignore[no-any-return]
 
 
 def _mode(blocks: _Blocks, a: int, z: int, samples: int, buckets: int) -> int:
@@ -139,12 +148,6 @@ def _mode(blocks: _Blocks, a: int, z: int, samples: int, buckets: int) -> int:
     return OPEN
 
 
-def _bucket(steps: b.I64, first: Any, last: Any, buckets: int) -> b.I64:
-    width = (last - first + 1) / buckets
-    index = ((steps - first) / width).astype(np.int64)
-    return np.clip(index, 0, buckets - 1)  # type: ignore[no-any-return]
-
-
 def _firsts(group: b.I64) -> b.I64:
     """Positions where a run of equal ``group`` values starts."""
     first = np.ones(len(group), dtype=bool)
@@ -152,38 +155,51 @@ def _firsts(group: b.I64) -> b.I64:
     return np.flatnonzero(first)
 
 
+def _first_of_segment(segment: b.I64, where: Any) -> b.I64:
+    """Positions of the first True of ``where`` in each segment (segments ascending)."""
+    index = np.flatnonzero(where)
+    return index[_firsts(segment[index])] if len(index) else index
+
+
 def _choose(points: Points, group: b.I64) -> b.I64:
     """Positions of each group's lowest and highest number (the earliest step on a tie) and
-    its first non-number: the same picks in any order of the candidates."""
-    numeric = points.numeric()
-    picks = [np.empty(0, np.int64)]
-    num = np.flatnonzero(numeric)
-    if len(num):
-        g, v, s = group[num], points.values[num], points.steps[num]
-        for rank in (v, -v):
-            order = np.lexsort((s, rank, g))
-            picks.append(num[order[_firsts(g[order])]])
-    odd = np.flatnonzero(~numeric)
-    if len(odd):
-        g = group[odd]
-        order = np.lexsort((points.steps[odd], g))
-        picks.append(odd[order[_firsts(g[order])]])
-    return np.unique(np.concatenate(picks))
+    its first non-number: the same picks in any order of the candidates. One sort by group
+    and step, then a pass per pick over the runs of each group."""
+    order = np.lexsort((points.steps, group))
+    ordered = group[order]
+    change = np.ones(len(order), dtype=bool)
+    change[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(change)
+    segment = np.cumsum(change) - 1
+    numeric = points.numeric()[order]
+    values = points.values[order]
+    picks = [_first_of_segment(segment, ~numeric)]
+    if numeric.any():
+        low = np.where(numeric, values, np.inf)
+        high = np.where(numeric, values, -np.inf)
+        lows = np.minimum.reduceat(low, starts)[segment]
+        highs = np.maximum.reduceat(high, starts)[segment]
+        picks.append(_first_of_segment(segment, numeric & (low == lows)))
+        picks.append(_first_of_segment(segment, numeric & (high == highs)))
+    keep = np.zeros(len(order), dtype=bool)
+    for index in picks:
+        keep[order[index]] = True
+    return np.flatnonzero(keep)
 
 
-def _unit_points(
-    steps: list[b.I64], times: list[b.F64], values: list[b.F64], ints: b.I64
-) -> Points:
-    """A summary's min and max points, interleaved; ``ints`` marks summaries of int blocks."""
+def _unit_points(steps: list[b.I64], times: list[Any], values: list[Any], ints: Any) -> Points:
+    """Summaries' min and max points, interleaved; ``ints`` marks summaries of int blocks."""
+
+    def pair(two: list[Any], dtype: Any) -> Any:
+        out = np.empty(2 * len(two[0]), dtype=dtype)
+        out[0::2], out[1::2] = two
+        return out
+
     kinds = None
-    if ints.any():
+    if np.any(ints):
         kinds = np.repeat(np.where(ints, b.INT, b.FLOAT).astype(np.uint8), 2)
     return Points(
-        np.stack(steps, axis=1).ravel(),
-        np.stack(times, axis=1).ravel(),
-        np.stack(values, axis=1).ravel(),
-        kinds,
-        {},
+        pair(steps, np.int64), pair(times, np.float64), pair(values, np.float64), kinds, {}
     )
 
 
@@ -196,7 +212,7 @@ def read_series(
     if not ids:
         return out
     plan = _Plan(lo, hi, samples, max(1, samples // 2), len(ids))
-    blocks = _Blocks.of(_fetch(conn, _SUMMARIES.format(where=_where(ids, lo, hi))))
+    blocks = _Blocks.of(_fetch(conn, _SUMMARIES.format(source=_source(ids, lo, hi))))
     if not len(blocks.key):
         return out
     _plan_blocks(plan, blocks, {key: i for i, (_, key) in enumerate(ids)})
@@ -207,7 +223,7 @@ def read_series(
     if plan.parts:
         points = b.concat(plan.parts)
         series = np.concatenate(plan.part_series)
-        chosen = _choose(points, series * plan.buckets + np.concatenate(plan.part_bucket))
+        chosen = _choose(points, plan.buckets_of(series))
         order = chosen[np.lexsort((points.steps[chosen], series[chosen]))]
         keep = np.ones(len(order), dtype=bool)  # a summary whose min is its max: one point
         keep[1:] = (series[order[1:]] != series[order[:-1]]) | (
@@ -247,9 +263,7 @@ def _plan_blocks(plan: _Plan, blocks: _Blocks, index: dict[int, int]) -> None:
             [blocks.min_v[u], blocks.max_v[u]],
             blocks.mask[u] == b.M_INT,
         )
-        owner = row_series[u]
-        bucket = _bucket(blocks.start[u], plan.first[owner], plan.last[owner], plan.buckets)
-        plan.add(points, np.repeat(owner, 2), np.repeat(bucket, 2))
+        plan.add(points, np.repeat(row_series[u], 2), np.repeat(blocks.start[u], 2))
     subs = inner & (row_mode == SUBS)
     for r in np.flatnonzero(~subs & ~(inner & (row_mode == BLOCKS))).tolist():
         plan.opened[(int(blocks.key[r]), int(blocks.start[r]))] = int(row_series[r])
@@ -264,7 +278,10 @@ def _read_subs(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None:
     if not plan.subs:
         return
     wanted = [ids[s] for s in sorted(set(plan.subs.values()))]
-    sql = f"SELECT key_id, start_step, mask, subs FROM history_blocks WHERE {_where(wanted, plan.lo, plan.hi)}"
+    sql = f"SELECT h.key_id, h.start_step, h.mask, h.subs {_source(wanted, plan.lo, plan.hi)}"
+    owners: list[int] = []
+    ints: list[bool] = []
+    payloads: list[bytes] = []
     for key, start, mask, data in _fetch(conn, sql, binary=True):
         s = plan.subs.get((int(key), int(start)))
         if s is None:
@@ -272,15 +289,20 @@ def _read_subs(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None:
         if data is None:
             plan.opened[(int(key), int(start))] = s
             continue
-        subs = block_subs.decode(bytes(data))
-        points = _unit_points(
-            [subs.min_step, subs.max_step],
-            [subs.min_time, subs.max_time],
-            [subs.min_v, subs.max_v],
-            np.full(len(subs.first_step), int(mask) == b.M_INT),
-        )
-        bucket = _bucket(subs.first_step, plan.first[s], plan.last[s], plan.buckets)
-        plan.add(points, s, np.repeat(bucket, 2))
+        owners.append(s)
+        ints.append(int(mask) == b.M_INT)
+        payloads.append(bytes(data))
+    if not payloads:
+        return
+    subs, block = block_subs.decode_many(payloads)
+    points = _unit_points(
+        [subs.min_step, subs.max_step],
+        [subs.min_time, subs.max_time],
+        [subs.min_v, subs.max_v],
+        np.array(ints, dtype=bool)[block],
+    )
+    series = np.array(owners, dtype=np.int64)[block]
+    plan.add(points, np.repeat(series, 2), np.repeat(subs.first_step, 2))
 
 
 def _read_opened(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None:
@@ -290,8 +312,8 @@ def _read_opened(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None
     wanted = [ids[s] for s in sorted(set(plan.opened.values()))]
     starts = _ints({start for _, start in plan.opened})
     sql = (
-        f"SELECT key_id, start_step, data FROM history_blocks WHERE {_where(wanted, plan.lo, plan.hi)} "
-        f"AND start_step IN ({starts}) ORDER BY key_id, start_step"
+        f"SELECT h.key_id, h.start_step, h.data {_source(wanted, plan.lo, plan.hi)} "
+        f"AND h.start_step IN ({starts}) ORDER BY h.key_id, h.start_step"
     )
     for key, start, data in _fetch(conn, sql, binary=True):
         s = plan.opened.get((int(key), int(start)))
@@ -301,4 +323,4 @@ def _read_opened(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None
         if s in plan.whole:
             plan.whole[s].append(points)
         else:
-            plan.add(points, s, _bucket(points.steps, plan.first[s], plan.last[s], plan.buckets))
+            plan.add(points, s, points.steps)
