@@ -128,13 +128,20 @@ class _Plan:
         self.part_series.append(np.broadcast_to(np.asarray(series, np.int64), len(points)))
         self.part_at.append(at)
 
-    def buckets_of(self, series: b.I64) -> b.I64:
-        """Every candidate's bucket, numbered across series (``series * buckets + bucket``)."""
-        at = np.concatenate(self.part_at)
+    def bucket(self, at: b.I64, series: b.I64) -> b.I64:
+        """The bucket of step ``at`` in its series' range (arrays of the same length)."""
         first, last = self.first[series], self.last[series]
         width = (last - first + 1) / self.buckets
-        index = np.clip(((at - first) / width).astype(np.int64), 0, self.buckets - 1)
-        return series * self.buckets + index  # type: ignore[no-any-return]
+        return np.clip(((at - first) / width).astype(np.int64), 0, self.buckets - 1)  # type: ignore[no-any-return]
+
+    def wide(self, start: b.I64, end: b.I64, series: b.I64) -> Any:
+        """True for a summary whose steps may cover a whole bucket: it cannot stand for it
+        (a bucket with points must show one), so its block is opened instead."""
+        return self.bucket(end, series) - self.bucket(start, series) >= 2
+
+    def buckets_of(self, series: b.I64) -> b.I64:
+        """Every candidate's bucket, numbered across series (``series * buckets + bucket``)."""
+        return series * self.buckets + self.bucket(np.concatenate(self.part_at), series)  # type: ignore[no-any-return]
 
 
 def _mode(blocks: _Blocks, a: int, z: int, samples: int, buckets: int) -> int:
@@ -254,7 +261,8 @@ def _plan_blocks(plan: _Plan, blocks: _Blocks, index: dict[int, int]) -> None:
     row_series = np.repeat(series, ends - starts)
     row_mode = np.repeat(modes, ends - starts)
     inner = np.isin(blocks.mask, _PLAIN) & (blocks.start >= plan.lo) & (blocks.end <= plan.hi)
-    units = np.flatnonzero(inner & (row_mode == BLOCKS))
+    wide = plan.wide(blocks.start, blocks.end, row_series)
+    units = np.flatnonzero(inner & (row_mode == BLOCKS) & ~wide)
     if len(units):
         u = units
         points = _unit_points(
@@ -265,7 +273,7 @@ def _plan_blocks(plan: _Plan, blocks: _Blocks, index: dict[int, int]) -> None:
         )
         plan.add(points, np.repeat(row_series[u], 2), np.repeat(blocks.start[u], 2))
     subs = inner & (row_mode == SUBS)
-    for r in np.flatnonzero(~subs & ~(inner & (row_mode == BLOCKS))).tolist():
+    for r in np.flatnonzero(~subs & ~(inner & (row_mode == BLOCKS) & ~wide)).tolist():
         plan.opened[(int(blocks.key[r]), int(blocks.start[r]))] = int(row_series[r])
     for r in np.flatnonzero(subs).tolist():
         plan.subs[(int(blocks.key[r]), int(blocks.start[r]))] = int(row_series[r])
@@ -278,11 +286,13 @@ def _read_subs(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None:
     if not plan.subs:
         return
     wanted = [ids[s] for s in sorted(set(plan.subs.values()))]
-    sql = f"SELECT h.key_id, h.start_step, h.mask, h.subs {_source(wanted, plan.lo, plan.hi)}"
+    sql = f"SELECT h.key_id, h.start_step, h.end_step, h.mask, h.subs {_source(wanted, plan.lo, plan.hi)}"
     owners: list[int] = []
     ints: list[bool] = []
+    ends: list[int] = []
+    names: list[tuple[int, int]] = []
     payloads: list[bytes] = []
-    for key, start, mask, data in _fetch(conn, sql, binary=True):
+    for key, start, end, mask, data in _fetch(conn, sql, binary=True):
         s = plan.subs.get((int(key), int(start)))
         if s is None:
             continue
@@ -291,17 +301,29 @@ def _read_subs(conn: Connection, plan: _Plan, ids: Sequence[SeriesId]) -> None:
             continue
         owners.append(s)
         ints.append(int(mask) == b.M_INT)
+        ends.append(int(end))
+        names.append((int(key), int(start)))
         payloads.append(bytes(data))
     if not payloads:
         return
     subs, block = block_subs.decode_many(payloads)
+    series = np.array(owners, dtype=np.int64)[block]
+    # a sub-block ends before the next one starts, the last one where its block ends
+    last = np.array(ends, dtype=np.int64)[block]
+    same = block[1:] == block[:-1]
+    last[:-1][same] = subs.first_step[1:][same] - 1
+    wide = plan.wide(subs.first_step, last, series)
+    for i in np.unique(block[wide]).tolist():
+        plan.opened[names[i]] = owners[i]
+    keep = ~np.isin(block, block[wide])
+    subs = block_subs.Subs(*(getattr(subs, f)[keep] for f in block_subs.Subs.__slots__))
+    block, series = block[keep], series[keep]
     points = _unit_points(
         [subs.min_step, subs.max_step],
         [subs.min_time, subs.max_time],
         [subs.min_v, subs.max_v],
         np.array(ints, dtype=bool)[block],
     )
-    series = np.array(owners, dtype=np.int64)[block]
     plan.add(points, np.repeat(series, 2), np.repeat(subs.first_step, 2))
 
 
