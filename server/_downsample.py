@@ -7,24 +7,22 @@ one-step spike or dip survives however long the run is. Values that are not fini
 is kept instead, so a loss that went NaN still shows. The same request always gives the
 same points: nothing is random, and a bucket's ties go to its earliest point.
 
-The cost grows with the points shown, not the points logged: when the range spans at least
-as many blocks as buckets, each block falls in the bucket of its first step and a bucket's
-min and max come from its blocks' summaries; only blocks cut by the range's ends, and blocks
-holding values that are not plain numbers, are opened. Otherwise the blocks are opened and
-the points bucketed with numpy.
+The cost grows with the points shown, not the points logged: a bucket's min and max come
+from the summaries of the blocks, or of the 16-point sub-blocks, that fall in it (each in the
+bucket of its first step); only blocks cut by the range's ends, and blocks holding values
+that are not plain numbers, are opened and bucketed point by point (:mod:`._series_read`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
 
 from . import _blocks as b
-from . import _history_store as store
-from ._blocks import Points, Summary
+from ._blocks import Points
+from ._series_read import read_series
 
 
 class Series:
@@ -134,111 +132,12 @@ def read(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int, samples: 
     return read_keys(conn, run_pk, [key_id], lo, hi, samples)[key_id]
 
 
-def _opens_all(blocks: list[Summary], samples: int) -> bool:
-    """True if the blocks are read whole: few points, or fewer blocks than buckets."""
-    buckets = max(1, samples // 2)
-    return samples <= 0 or sum(s.n for s in blocks) <= samples or len(blocks) < buckets
-
-
 def read_keys(
     conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int, samples: int
 ) -> dict[int, Series]:
-    """Several keys of a run, each downsampled on its own (two queries for most keys)."""
-    blocks = store.summaries_of_keys(conn, run_pk, key_ids, lo, hi)
-    whole = [k for k in key_ids if blocks[k] and _opens_all(blocks[k], samples)]
-    opened = store.points_of_keys(conn, run_pk, whole, lo, hi)
-    out: dict[int, Series] = {}
-    for key_id in key_ids:
-        if key_id in opened:
-            out[key_id] = Series.of(downsample(opened[key_id], samples))
-        elif blocks[key_id]:
-            buckets = max(1, samples // 2)
-            out[key_id] = _from_summaries(conn, run_pk, key_id, blocks[key_id], lo, hi, buckets)
-        else:
-            out[key_id] = Series([], [], [])
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    step: int
-    time: float
-    value: Any
-    rank: float  # the number compared; NaN for a point that is not a number
-
-
-def _summary_candidates(s: Summary) -> list[_Candidate]:
-    assert s.min_step is not None and s.max_step is not None
-    assert s.min_time is not None and s.max_time is not None
-    assert s.min_v is not None and s.max_v is not None
-    return [
-        _Candidate(s.min_step, s.min_time, s.value(s.min_v), s.min_v),
-        _Candidate(s.max_step, s.max_time, s.value(s.max_v), s.max_v),
-    ]
-
-
-def _point_candidates(points: Points, first: int, last: int, buckets: int) -> list[_Candidate]:
-    out = []
-    numeric = points.numeric()
-    for i in pick(points, first, last, buckets).tolist():
-        rank = float(points.values[i]) if numeric[i] else float("nan")
-        out.append(_Candidate(int(points.steps[i]), float(points.times[i]), points.value(i), rank))
-    return out
-
-
-def _from_summaries(
-    conn: Connection,
-    run_pk: int,
-    key_id: int,
-    blocks: list[Summary],
-    lo: int,
-    hi: int,
-    buckets: int,
-) -> Series:
-    first, last = max(lo, blocks[0].start_step), min(hi, blocks[-1].end_step)
-    cut = [s for s in blocks if s.start_step < lo or s.end_step > hi or not s.plain]
-    opened = dict(
-        zip(
-            [s.start_step for s in cut],
-            store.blocks_at(conn, run_pk, key_id, [s.start_step for s in cut]),
-            strict=True,
-        )
-    )
-    groups: dict[int, list[_Candidate]] = {}
-    for s in blocks:
-        if s.start_step in opened:
-            points = store.trim(opened[s.start_step], lo, hi)
-            candidates = _point_candidates(points, first, last, buckets)
-            bucket_of = [_bucket_of(c.step, first, last, buckets) for c in candidates]
-        else:
-            candidates = _summary_candidates(s)
-            bucket_of = [_bucket_of(s.start_step, first, last, buckets)] * 2
-        for c, bucket in zip(candidates, bucket_of, strict=True):
-            groups.setdefault(bucket, []).append(c)
-    chosen: dict[int, _Candidate] = {}
-    for candidates in groups.values():
-        for c in _bucket_picks(candidates):
-            chosen[c.step] = c
-    ordered = [chosen[step] for step in sorted(chosen)]
-    return Series([c.step for c in ordered], [c.time for c in ordered], [c.value for c in ordered])
-
-
-def _bucket_of(step: int, first: int, last: int, buckets: int) -> int:
-    width = (last - first + 1) / buckets
-    return min(max(int((step - first) / width), 0), buckets - 1)
-
-
-def _bucket_picks(candidates: list[_Candidate]) -> list[_Candidate]:
-    """A bucket's lowest, highest and first non-number (candidates are in step order within
-    each block, blocks in order, so the earliest wins a tie)."""
-    numbers = [c for c in candidates if c.rank == c.rank]
-    odd = [c for c in candidates if c.rank != c.rank]
-    picks = odd[:1]
-    if numbers:
-        low = min(numbers, key=lambda c: (c.rank, c.step))
-        high = max(numbers, key=lambda c: (c.rank, -c.step))
-        picks += [low, high]
-    return picks
+    """Several keys of a run, each downsampled on its own (see :mod:`._series_read`)."""
+    got = read_series(conn, [(run_pk, key_id) for key_id in key_ids], lo, hi, samples)
+    return {key_id: Series.of(points) for key_id, points in zip(key_ids, got, strict=True)}
 
 
 def select_points(steps: list[int], values: list[Any], samples: int) -> list[int]:

@@ -19,9 +19,10 @@ from sqlalchemy import Connection, select
 from . import _blocks as b
 from . import _history_store as store
 from . import _schema as s
-from ._downsample import Series, read_keys, values_of
+from ._downsample import Series, values_of
 from ._history import MAX_KEYS, MAX_SAMPLES, check_key, render_values
 from ._record_rules import INT64_MAX, INT64_MIN
+from ._series_read import read_series
 from .errors import BadRequest
 
 MAX_RUNS = 1000
@@ -84,10 +85,11 @@ def _run_rows(conn: Connection, project_id: int, run_ids: list[str]) -> dict[str
     return {run_id: (int(pk), last) for run_id, pk, last in rows}
 
 
-def _key_ids(conn: Connection, run_pk: int, keys: list[str]) -> dict[str, int]:
+def _key_ids(conn: Connection, run_pks: list[int], keys: list[str]) -> dict[tuple[int, str], int]:
+    """The key ids of ``keys`` in every run of ``run_pks``, by (run, key): one query."""
     k = s.run_keys.c
-    rows = conn.execute(select(k.key, k.id).where(k.run_pk == run_pk, k.key.in_(keys)))
-    return {key: int(key_id) for key, key_id in rows}
+    rows = conn.execute(select(k.run_pk, k.key, k.id).where(k.run_pk.in_(run_pks), k.key.in_(keys)))
+    return {(int(run_pk), key): int(key_id) for run_pk, key, key_id in rows}
 
 
 def _with_x(series: Series, x_points: b.Points) -> tuple[Series, list[Any]]:
@@ -120,41 +122,35 @@ def read_bulk(
     conn: Connection, project_id: int, query: BulkQuery, binary: bool = False
 ) -> dict[str, Any]:
     """The answer: ``{"x", "samples", "series": [...], "not_found": [run ids]}``; with
-    ``binary``, each series' arrays as little-endian bytes (see :func:`_columns`)."""
+    ``binary``, each series' arrays as little-endian bytes (see :func:`_columns`). Every
+    series is read at once (:mod:`._series_read`): a few queries, whatever the count."""
     runs = _run_rows(conn, project_id, query.runs)
     by_key = query.x not in ("step", "time")
+    found = [run_id for run_id in query.runs if run_id in runs]
+    wanted = query.keys + ([query.x] if by_key else [])
+    ids = _key_ids(conn, [runs[run_id][0] for run_id in found], wanted) if found else {}
+    pairs = [(r, k) for r in found for k in query.keys if (runs[r][0], k) in ids]
+    series = read_series(
+        conn,
+        [(runs[r][0], ids[(runs[r][0], k)]) for r, k in pairs],
+        query.lo,
+        query.hi,
+        query.samples,
+    )
+    x_points: dict[str, b.Points] = {}
     out: list[dict[str, Any]] = []
-    for run_id in query.runs:
-        if run_id not in runs:
-            continue
+    for (run_id, key), points in zip(pairs, series, strict=True):
         run_pk, last_step = runs[run_id]
-        for entry in _run_series(conn, run_id, run_pk, last_step, query, by_key):
-            out.append(_columns(entry) if binary else _lists(entry))
+        entry = _Entry(run_id, key, last_step, Series.of(points), None)
+        if by_key:
+            if run_id not in x_points:
+                x_points[run_id] = _x_points(conn, run_pk, ids.get((run_pk, query.x)), query)
+            picked, xs = _with_x(entry.series, x_points[run_id])
+            entry = _Entry(run_id, key, last_step, picked, xs)
+        out.append(_columns(entry) if binary else _lists(entry))
     missing = [run_id for run_id in query.runs if run_id not in runs]
     answer = {"x": query.x, "samples": query.samples, "series": out, "not_found": missing}
     return dict(answer, format="columns") if binary else answer
-
-
-def _run_series(
-    conn: Connection,
-    run_id: str,
-    run_pk: int,
-    last_step: int | None,
-    query: BulkQuery,
-    by_key: bool,
-) -> list[_Entry]:
-    wanted = query.keys + ([query.x] if by_key else [])
-    ids = _key_ids(conn, run_pk, wanted)
-    present = [key for key in query.keys if key in ids]
-    read = read_keys(conn, run_pk, [ids[k] for k in present], query.lo, query.hi, query.samples)
-    x_points = _x_points(conn, run_pk, ids.get(query.x), query) if by_key and present else None
-    entries = []
-    for key in present:
-        series, xs = read[ids[key]], None
-        if x_points is not None:
-            series, xs = _with_x(series, x_points)
-        entries.append(_Entry(run_id, key, last_step, series, xs))
-    return entries
 
 
 def _lists(entry: _Entry) -> dict[str, Any]:

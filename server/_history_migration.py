@@ -1,4 +1,5 @@
-"""Migration 6's Python steps: history rows into blocks, and runs' config and summary as JSON.
+"""Migration 6's Python steps: history rows into blocks, and runs' config and summary as JSON;
+migration 12's: the sub-block summaries of the blocks already stored.
 
 Run inside the migration's transaction (see :mod:`._migrations`); they read the tables as
 migration 4 left them and write the tables migration 6 adds.
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from . import _block_subs as block_subs
 from . import _blocks as b
 from . import _run_json
 from ._history_store import BlockWriter, KeyTail
@@ -37,7 +39,7 @@ class _Mover:
     def add(self, run_pk: int, key_id: int, step: int, t: float, value: Any) -> None:
         if (run_pk, key_id) != self.current:
             self.flush()
-            self.writer = BlockWriter(self.conn, run_pk)
+            self.writer = BlockWriter(self.conn, run_pk, subs=False)  # migration 12 adds them
             self.tail = KeyTail(key_id)
             self.current = (run_pk, key_id)
         elif len(self.steps) >= _CHUNK:
@@ -75,3 +77,27 @@ def fill_run_json(conn: Connection) -> None:
             for pk, config, summary in rows
         ],
     )
+
+
+_PLAIN_BLOCKS = text(
+    "SELECT run_pk, key_id, start_step, mask, data FROM history_blocks "
+    f"WHERE subs IS NULL AND mask IN ({b.M_FINITE}, {b.M_INT})"
+)
+_SET_SUBS = text(
+    "UPDATE history_blocks SET subs = :subs "
+    "WHERE run_pk = :run_pk AND key_id = :key_id AND start_step = :start_step"
+)
+
+
+def add_sub_summaries(conn: Connection) -> None:
+    """Every plain block's sub-block summaries (see :mod:`._block_subs`), in batches."""
+    rows = conn.execute(_PLAIN_BLOCKS.execution_options(stream_results=True, yield_per=1000))
+    batch: list[dict[str, Any]] = []
+    for run_pk, key_id, start, mask, data in rows:
+        subs = block_subs.encode(b.decode(bytes(data)), int(mask))
+        batch.append({"run_pk": run_pk, "key_id": key_id, "start_step": start, "subs": subs})
+        if len(batch) >= 1000:
+            conn.execute(_SET_SUBS, batch)
+            batch = []
+    if batch:
+        conn.execute(_SET_SUBS, batch)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
+from . import _block_subs as block_subs
 from . import _blocks as b
 from ._blocks import BLOCK_POINTS, Points, Summary
 
@@ -24,16 +25,21 @@ _SUMMARY_COLUMNS = (
     "start_step, end_step, n, mask, min_v, min_step, min_time, max_v, max_step, max_time, "
     "first_v, last_v"
 )
-_UPSERT = text(
-    f"INSERT INTO history_blocks (run_pk, key_id, {_SUMMARY_COLUMNS}, data) VALUES "
+_UPSERT_SQL = (
+    f"INSERT INTO history_blocks (run_pk, key_id, {_SUMMARY_COLUMNS}, data{{subs}}) VALUES "
     "(:run_pk, :key_id, :start_step, :end_step, :n, :mask, :min_v, :min_step, :min_time, "
-    ":max_v, :max_step, :max_time, :first_v, :last_v, :data) "
+    ":max_v, :max_step, :max_time, :first_v, :last_v, :data{subs_value}) "
     "ON CONFLICT (run_pk, key_id, start_step) DO UPDATE SET end_step = excluded.end_step, "
     "n = excluded.n, mask = excluded.mask, min_v = excluded.min_v, "
     "min_step = excluded.min_step, min_time = excluded.min_time, max_v = excluded.max_v, "
     "max_step = excluded.max_step, max_time = excluded.max_time, "
-    "first_v = excluded.first_v, last_v = excluded.last_v, data = excluded.data"
+    "first_v = excluded.first_v, last_v = excluded.last_v, data = excluded.data{subs_set}"
 )
+# with the sub-block summaries (migration 12), and without (migration 6 writes blocks before)
+_UPSERT = text(
+    _UPSERT_SQL.format(subs=", subs", subs_value=", :subs", subs_set=", subs = excluded.subs")
+)
+_UPSERT_NO_SUBS = text(_UPSERT_SQL.format(subs="", subs_value="", subs_set=""))
 _DELETE = text(
     "DELETE FROM history_blocks WHERE run_pk = :run_pk AND key_id = :key_id "
     "AND start_step = :start_step"
@@ -49,19 +55,8 @@ _RANGE = (
     "WHERE run_pk = :run_pk AND key_id = :key_id AND start_step <= :lo), :lo) "
     "AND start_step <= :hi ORDER BY start_step"
 )
-_SUMMARIES = text(f"SELECT {_SUMMARY_COLUMNS} {_RANGE}")
 _DATA_SQL = f"SELECT data {_RANGE}"
 _DATA = text(_DATA_SQL)
-# many keys of a run at once (the bulk read): blocks overlapping [lo, hi], by key and step
-_MANY = (
-    "FROM history_blocks WHERE run_pk = :run_pk AND key_id IN :key_ids "
-    "AND end_step >= :lo AND start_step <= :hi ORDER BY key_id, start_step"
-)
-_MANY_SUMMARIES = text(f"SELECT key_id, {_SUMMARY_COLUMNS} {_MANY}").bindparams(
-    bindparam("key_ids", expanding=True)
-)
-_MANY_DATA = text(f"SELECT key_id, data {_MANY}").bindparams(bindparam("key_ids", expanding=True))
-_MANY_DATA_SQL = f"SELECT key_id, data {_MANY}".replace("IN :key_ids", "= ANY(:key_ids)")
 _PARAM = re.compile(r"(?<!:):(\w+)")
 _ONE = text(
     "SELECT data FROM history_blocks WHERE run_pk = :run_pk AND key_id = :key_id "
@@ -90,8 +85,8 @@ def normalized(points: Points) -> Points:
 class BlockWriter:
     """Collects one transaction's block writes for a run, then writes them together."""
 
-    def __init__(self, conn: Connection, run_pk: int) -> None:
-        self.conn, self.run_pk = conn, run_pk
+    def __init__(self, conn: Connection, run_pk: int, subs: bool = True) -> None:
+        self.conn, self.run_pk, self.subs = conn, run_pk, subs
         self.upserts: list[dict[str, Any]] = []
         self.deletes: list[dict[str, Any]] = []
         self.tails: list[dict[str, Any]] = []
@@ -139,7 +134,7 @@ class BlockWriter:
         last = points
         while start < len(points):
             last = points.slice(start, start + BLOCK_POINTS)
-            self.upserts.append(block_row(self.run_pk, key_id, last))
+            self.upserts.append(block_row(self.run_pk, key_id, last, self.subs))
             start += BLOCK_POINTS
         return KeyTail(key_id, int(points.steps[-1]), int(last.steps[0]), len(last))
 
@@ -148,17 +143,20 @@ class BlockWriter:
         if self.deletes:
             self.conn.execute(_DELETE, self.deletes)
         if self.upserts:
-            self.conn.execute(_UPSERT, self.upserts)
+            self.conn.execute(_UPSERT if self.subs else _UPSERT_NO_SUBS, self.upserts)
         if self.tails:
             self.conn.execute(_SET_TAIL, self.tails)
         self.upserts, self.deletes, self.tails = [], [], []
 
 
-def block_row(run_pk: int, key_id: int, points: Points) -> dict[str, Any]:
-    """The ``history_blocks`` row of a block of ``points``."""
+def block_row(run_pk: int, key_id: int, points: Points, subs: bool = True) -> dict[str, Any]:
+    """The ``history_blocks`` row of a block of ``points`` (with its sub-block summaries
+    unless ``subs`` is false)."""
     summary = b.summarize(points)
     row: dict[str, Any] = {name: getattr(summary, name) for name in Summary.__slots__}
     row.update(run_pk=run_pk, key_id=key_id, data=b.encode(points))
+    if subs:
+        row["subs"] = block_subs.encode(points, summary.mask)
     return row
 
 
@@ -174,26 +172,11 @@ def _payloads(conn: Connection, sql: str, stmt: Any, params: dict[str, Any]) -> 
         return cursor.fetchall()  # type: ignore[no-any-return]
 
 
-def summaries(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int) -> list[Summary]:
-    """The summaries of the key's blocks that overlap steps ``lo`` to ``hi``."""
-    params = {"run_pk": run_pk, "key_id": key_id, "lo": lo, "hi": hi}
-    return [Summary(*row) for row in conn.execute(_SUMMARIES, params)]
-
-
 def points(conn: Connection, run_pk: int, key_id: int, lo: int, hi: int) -> Points:
     """The key's points with steps ``lo`` to ``hi``, in step order."""
     params = {"run_pk": run_pk, "key_id": key_id, "lo": lo, "hi": hi}
     parts = [b.decode(data) for (data,) in _payloads(conn, _DATA_SQL, _DATA, params)]
     return trim(b.concat(parts), lo, hi)
-
-
-def blocks_at(conn: Connection, run_pk: int, key_id: int, starts: list[int]) -> list[Points]:
-    """The points of the key's blocks that start at ``starts``."""
-    out = []
-    for start in starts:
-        params = {"run_pk": run_pk, "key_id": key_id, "start_step": start}
-        out.append(b.decode(conn.execute(_ONE, params).scalar_one()))
-    return out
 
 
 def trim(points: Points, lo: int, hi: int) -> Points:
@@ -204,26 +187,3 @@ def trim(points: Points, lo: int, hi: int) -> Points:
     first = int(np.searchsorted(steps, lo, side="left"))
     end = int(np.searchsorted(steps, hi, side="right"))
     return points.slice(first, end)
-
-
-def summaries_of_keys(
-    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int
-) -> dict[int, list[Summary]]:
-    """The summaries of the blocks overlapping steps ``lo`` to ``hi``, for each of ``key_ids``."""
-    out: dict[int, list[Summary]] = {key_id: [] for key_id in key_ids}
-    params = {"run_pk": run_pk, "key_ids": key_ids, "lo": lo, "hi": hi}
-    for key_id, *row in conn.execute(_MANY_SUMMARIES, params):
-        out[int(key_id)].append(Summary(*row))
-    return out
-
-
-def points_of_keys(
-    conn: Connection, run_pk: int, key_ids: list[int], lo: int, hi: int
-) -> dict[int, Points]:
-    """Each key's points with steps ``lo`` to ``hi``, in one query."""
-    parts: dict[int, list[Points]] = {key_id: [] for key_id in key_ids}
-    if key_ids:
-        params = {"run_pk": run_pk, "key_ids": key_ids, "lo": lo, "hi": hi}
-        for key_id, data in _payloads(conn, _MANY_DATA_SQL, _MANY_DATA, params):
-            parts[int(key_id)].append(b.decode(data))
-    return {key_id: trim(b.concat(p), lo, hi) for key_id, p in parts.items()}

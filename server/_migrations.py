@@ -238,6 +238,47 @@ _V11_WRITER_HEARTBEATS = (
     "CREATE INDEX ix_run_writers_reaper ON run_writers (state, heartbeat_at)",
 )
 
+_BLOCK_SUMMARY_COLUMNS = (
+    "run_pk, key_id, start_step, end_step, n, mask, min_v, min_step, min_time, max_v, "
+    "max_step, max_time, first_v, last_v"
+)
+_V12_SUB_BLOCK_SUMMARIES = (
+    # each plain block's min and max per 16 points (_block_subs): short series read from them
+    {"postgresql": "ALTER TABLE history_blocks ADD COLUMN subs BYTEA"},
+    {"postgresql": "ALTER TABLE history_blocks ALTER COLUMN subs SET STORAGE EXTERNAL"},
+    # SQLite: a rowid table, its key in a separate index. In a WITHOUT ROWID table the
+    # b-tree's cells are whole rows, and a seek past a 25 KB row reads all of its overflow
+    # pages to compare keys: 2,000 seeks read 400 ms. subs before data, so reading it does
+    # not walk data's overflow chain.
+    {
+        "sqlite": """CREATE TABLE history_blocks_12 (
+        run_pk BIGINT NOT NULL,
+        key_id BIGINT NOT NULL,
+        start_step BIGINT NOT NULL,
+        end_step BIGINT NOT NULL,
+        n INTEGER NOT NULL,
+        mask SMALLINT NOT NULL,
+        min_v DOUBLE PRECISION,
+        min_step BIGINT,
+        min_time DOUBLE PRECISION,
+        max_v DOUBLE PRECISION,
+        max_step BIGINT,
+        max_time DOUBLE PRECISION,
+        first_v DOUBLE PRECISION,
+        last_v DOUBLE PRECISION,
+        subs BLOB,
+        data BLOB NOT NULL,
+        PRIMARY KEY (run_pk, key_id, start_step))"""
+    },
+    {
+        "sqlite": f"INSERT INTO history_blocks_12 ({_BLOCK_SUMMARY_COLUMNS}, data) "
+        f"SELECT {_BLOCK_SUMMARY_COLUMNS}, data FROM history_blocks"
+    },
+    {"sqlite": "DROP TABLE history_blocks"},
+    {"sqlite": "ALTER TABLE history_blocks_12 RENAME TO history_blocks"},
+    _history_migration.add_sub_summaries,
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -253,6 +294,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     8: _V8_RUN_WRITERS,
     9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
     11: _V11_WRITER_HEARTBEATS,
+    12: _V12_SUB_BLOCK_SUMMARIES,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations

@@ -169,6 +169,7 @@ history_blocks = Table(  # migration 6
     Column("max_time", Double),
     Column("first_v", Double),
     Column("last_v", Double),
+    Column("subs", LargeBinary),  # migration 12: see _block_subs
     Column("data", LargeBinary, nullable=False),
 )
 

@@ -10,8 +10,11 @@ import httpx
 import msgpack
 import numpy as np
 import pytest
+from sqlalchemy import text
+from trackd.server._db import database_url, unpooled_engine
 
 from tests._support.scale import scaled
+from tests._support.server import ServerProcess
 from tests.server._batches import MSGPACK, get_msgpack, history, ingest, run_start, unpack
 
 BLOCK = 1024  # trackd.server._blocks.BLOCK_POINTS: the edges tested below
@@ -227,3 +230,37 @@ def test_history_rows_read_back_exactly(admin: httpx.Client) -> None:
         for s in range(0, 50, 2)
     ]
     assert rows == want
+
+
+def _overwrite_payloads(server: ServerProcess, run_id: str) -> None:
+    """Every block payload of the run replaced by a byte no reader can decode."""
+    engine = unpooled_engine(database_url(server.db, server.data_dir))
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE history_blocks SET data = :junk WHERE run_pk = "
+                    "(SELECT id FROM runs WHERE run_id = :run)"
+                ),
+                {"junk": b"\xff", "run": run_id},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_chart_of_a_plain_series_reads_summaries_not_points(server: ServerProcess) -> None:
+    """30 blocks, 500 buckets: fewer blocks than buckets, so the sub-block summaries (16
+    points each) answer; no block payload is opened, so overwriting them changes nothing."""
+    n = 30 * BLOCK
+    spikes = {12_345: 1e6, 20_000: -1e6}
+    with server.client() as admin:
+        _log_series(admin, "plain", _series(n, spikes))
+        before = _sampled(admin, "plain", samples=1000)
+        bulk_before = _bulk(admin, runs=["plain"], keys=["y"], samples=1000)
+        assert {before["value"][before["step"].index(s)] for s in spikes} == {1e6, -1e6}
+        assert 500 <= len(before["step"]) <= 1000
+        _overwrite_payloads(server, "plain")
+        assert _sampled(admin, "plain", samples=1000) == before
+        assert _bulk(admin, runs=["plain"], keys=["y"], samples=1000) == bulk_before
+        # a read at full resolution does open blocks: the payloads were really replaced
+        assert admin.get(HIST.format("plain"), params={"keys": "y"}).status_code == 500

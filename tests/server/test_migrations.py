@@ -171,6 +171,23 @@ def _old_columns(key: str, value: Any) -> dict[str, Any]:
     return {"kind": kind, "num": num, "ival": ival, "text": txt}
 
 
+def _blocks_without_subs(url: str) -> tuple[int, int]:
+    """(plain blocks without sub-block summaries, plain blocks with them)."""
+    engine = unpooled_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT subs IS NULL, COUNT(*) FROM history_blocks WHERE mask IN (1, 2) "
+                    "GROUP BY subs IS NULL"
+                )
+            )
+            counts = {bool(missing): int(n) for missing, n in rows}
+    finally:
+        engine.dispose()
+    return counts.get(True, 0), counts.get(False, 0)
+
+
 def _same(a: Any, b: Any) -> bool:
     # -0.0 is 0.0 here: the old layout's SQLite REAL column already dropped its sign
     if type(a) is float and type(b) is float:
@@ -204,6 +221,19 @@ def test_history_of_a_version_4_database_moves_into_blocks(
             "/entities/old/projects/proj/runs", params={"filters": '{"config.lr": 0.01}'}
         )
         assert [r["id"] for r in listed.json()["runs"]] == ["r1"]
+        # migration 12 gave the moved blocks their sub-block summaries: a chart of the old
+        # run is the chart of the same points logged now
+        assert _blocks_without_subs(url) == (0, 3)
+        fresh = [run_start("r2")] + [
+            history("r2", step + 2, step, {"long": v}) for step, v in long.items()
+        ]
+        ingest(old, "r2", fresh).raise_for_status()
+        for samples in (100, 10):
+            charts = [
+                get_msgpack(old, f"/runs/old/proj/{run}/history", keys="long", samples=samples)
+                for run in ("r1", "r2")
+            ]
+            assert charts[0] == charts[1] and len(charts[0]["keys"]["long"]["step"]) > 2
         # and the run goes on: new points append after the moved ones
         ingest(old, "r1", [history("r1", 100_000, 2500, {"long": 1.0})]).raise_for_status()
         tail = get_msgpack(old, "/runs/old/proj/r1/history", min_step=2498)
