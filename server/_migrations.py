@@ -232,6 +232,12 @@ _V9_CONSOLE_LINES_AND_ENVIRONMENT = (
     "ALTER TABLE runs ADD COLUMN environment TEXT",
 )
 
+_V10_RUN_USER = (
+    # the user whose API key created the run (issue 10's "user" column); NULL for runs
+    # created before this migration, whose creator was not recorded
+    "ALTER TABLE runs ADD COLUMN user_name TEXT",
+)
+
 Step = Callable[[Connection], None]
 Statement = str | Mapping[str, str] | Step
 # by number. 5 and 6 were written on two branches at once: a database that reached 6
@@ -246,6 +252,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     8: _V8_RUN_WRITERS,
     9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
+    10: _V10_RUN_USER,
 }
 LATEST = max(MIGRATIONS)
 ADVISORY_LOCK = 0x7472_6B64  # "trkd": the PostgreSQL advisory lock key of migrations
