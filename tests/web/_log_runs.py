@@ -10,8 +10,10 @@ mask at steps 0-2, a table with image cells, and ``watch()``'s gradient histogra
 ``python _log_runs.py many RUNS KEYS STEPS`` logs RUNS runs of KEYS metrics each (project
 "many"); ``python _log_runs.py table RUNS`` logs RUNS short runs (project "table");
 ``python _log_runs.py team NAME LINES [RELEASE_FILE]`` logs run NAME in the team project
-"lab/shared" printing LINES lines (every 7th to stderr) and a tqdm bar, with system metrics
-sampled every 0.2 s, and with RELEASE_FILE prints a line every 0.1 s until the file exists.
+"lab/shared" printing LINES lines (every 7th to stderr) and a tqdm bar, an image at steps
+0-2 (key "examples"), with system metrics
+sampled every 0.2 s; with RELEASE_FILE it logs to "lab/live" and prints a line every 0.1 s
+until the file exists.
 Each run's id is its name, so tests can name runs.
 """
 
@@ -177,13 +179,21 @@ def log_team(name: str, lines: int, release: Path | None) -> None:
     from tqdm import tqdm
 
     os.environ["TRACKD_SYSTEM_INTERVAL"] = "0.2"  # the daemon this starts samples often
-    trackd.init(entity="lab", project="shared", id=name, name=name, config={"lines": lines})
+    project = "shared" if release is None else "live"  # a live run stays out of "shared"
+    trackd.init(entity="lab", project=project, id=name, name=name, config={"lines": lines})
     for i in range(lines):
         print(f"line {i}", file=sys.stderr if i % 7 == 3 else sys.stdout)
     for _ in tqdm(range(50), desc="bar", file=sys.stderr, mininterval=0, ascii=True):
         time.sleep(0.002)
+    import numpy as np
+
+    shade = sum(name.encode()) % 200
     for step in range(30):
-        trackd.log({"train/loss": 1.0 / (step + 1)})
+        row: dict[str, object] = {"train/loss": 1.0 / (step + 1)}
+        if step < 3:  # an image per run and step, for the media compare of selected runs
+            pixels = np.full((16, 24, 3), (shade, 40 * step, 90), dtype=np.uint8)
+            row["examples"] = trackd.Image(pixels, caption=f"{name} {step}")
+        trackd.log(row)
         time.sleep(0.05)
     tick = 0
     while release is not None and not release.exists():

@@ -37,7 +37,9 @@ def _ingest(client: httpx.Client, run_id: str, writer: str, records: list[Any]) 
 def _shared_run(client: httpx.Client) -> None:
     """Run "shared" of two writers: rank-0 (primary) still running, rank-1 crashed."""
     start = {"project": "shared", "entity": "lab", "host": "node-a"}
-    _ingest(client, "shared", "rank-0", [run_start("shared", writer="rank-0", primary=True, **start)])
+    _ingest(
+        client, "shared", "rank-0", [run_start("shared", writer="rank-0", primary=True, **start)]
+    )
     rank1 = [run_start("shared", writer="rank-1", primary=False, **{**start, "host": "node-b"})]
     rank1 += [history("shared", 2, 7, {"rank-1/x": 1.0}), finish("shared", 3, "crashed", 137)]
     _ingest(client, "shared", "rank-1", rank1)
@@ -176,12 +178,12 @@ def test_a_running_runs_logs_come_live_fetching_only_after_the_last_line(
     try:
         with api_client(lab) as client:
             deadline = time.monotonic() + 60
-            while client.get("/runs/lab/shared/ticker/logs").json().get("last_line", 0) < 3:
+            while client.get("/runs/lab/live/ticker/logs").json().get("last_line", 0) < 3:
                 assert time.monotonic() < deadline, "the run printed nothing"
                 time.sleep(0.2)
         asked: list[str] = []
         page.on("request", lambda r: "/logs" in r.url and asked.append(r.url))
-        sign_in(page, lab, lab.admin_key, "#/r/lab/shared/ticker?tab=logs")
+        sign_in(page, lab, lab.admin_key, "#/r/lab/live/ticker?tab=logs")
         page.wait_for_selector("#log-lines .log-row[data-line]")
         seen = _log_count(page)
         page.wait_for_function(
@@ -202,7 +204,7 @@ def test_a_running_runs_logs_come_live_fetching_only_after_the_last_line(
         if proc.poll() is None:
             proc.kill()
     with api_client(lab) as client:
-        last = client.get("/runs/lab/shared/ticker/logs").json()["last_line"]
+        last = client.get("/runs/lab/live/ticker/logs").json()["last_line"]
     assert _log_count(page) == last
     # after the first page, each poll asked only for the lines after the last one it had
     afters = [int(re.search(r"after=(\d+)", u).group(1)) for u in asked]  # type: ignore[union-attr]
@@ -218,7 +220,9 @@ def test_the_system_tab_charts_system_metrics_against_time_apart_from_the_users_
     user_charts = ".charts:not([data-scope])"
     page.wait_for_selector(f'{user_charts} .panel[data-key="train/loss"]')
     # the user's panels: their keys only
-    user_keys = page.eval_on_selector_all(f"{user_charts} .panel", "ps => ps.map(p => p.dataset.key)")
+    user_keys = page.eval_on_selector_all(
+        f"{user_charts} .panel", "ps => ps.map(p => p.dataset.key)"
+    )
     assert user_keys == ["train/loss"]
     page.click("#tab-system")
     assert "tab=system" in page.url
@@ -260,3 +264,40 @@ def test_the_writers_of_a_shared_run_show_a_crashed_secondary(page: Page, lab: S
     assert cells["rank-1"][4] == "7" and cells["rank-1"][7] == "137"  # last step, exit code
     assert page.locator('#writers tr[data-writer="rank-1"] .state-crashed').count() == 1
     screenshot(page, "run-writers")
+
+
+def test_the_selected_runs_media_side_by_side_with_one_step_slider(page: Page, lab: Site) -> None:
+    blobs: list[str] = []
+    page.on("request", lambda r: "/blobs/" in r.url and blobs.append(r.url))
+    sign_in(page, lab, lab.admin_key, "#/p/lab/shared?runs=printer,theirs&mcopen=1")
+    page.wait_for_selector("#media-compare .media-column")
+    columns = page.eval_on_selector_all(
+        "#media-compare .media-column", "cs => cs.map(c => c.dataset.run)"
+    )
+    assert columns == ["printer", "theirs"]
+
+    def shown() -> list[str]:
+        page.wait_for_function(
+            "[...document.querySelectorAll('#media-compare .media-panel')]"
+            ".every(p => p.dataset.state === 'drawn')"
+        )
+        return list(
+            page.eval_on_selector_all(
+                "#media-compare .media-panel",
+                "ps => ps.map(p => p.querySelector('.step-shown').textContent)",
+            )
+        )
+
+    assert shown() == ["step 2", "step 2"]  # the last step of each
+    page.fill("input[name=media-compare-step]", "0")
+    page.wait_for_function("document.querySelector('#media-compare-step').textContent === 'step 0'")
+    assert shown() == ["step 0", "step 0"]
+    assert "mcstep=0" in page.url
+    captions = page.eval_on_selector_all(
+        "#media-compare .media-column", "cs => cs.map(c => c.textContent)"
+    )
+    assert "printer 0" in captions[0] and "theirs 0" in captions[1], captions
+    # each column's image is its own run's
+    assert any("/runs/lab/shared/printer/" in u for u in blobs)
+    assert any("/runs/lab/shared/theirs/" in u for u in blobs)
+    screenshot(page, "media-compare")

@@ -197,17 +197,12 @@ export const run = (e: string, p: string, id: string): Promise<Run> =>
 export const logs = (e: string, p: string, id: string, after: number, limit: number): Promise<LogPage> =>
   get(`/runs/${seg(e)}/${seg(p)}/${seg(id)}/logs`, { after, limit });
 
+export type MediaByKey = Record<string, { step: number; value: Json }[]>;
+
 /** A run's rich values (images, histograms, tables) by key, each a list of {step, value}. */
-export async function media(
-  e: string,
-  p: string,
-  id: string,
-  keys: string[],
-): Promise<Record<string, { step: number; value: Json }[]>> {
+export async function media(e: string, p: string, id: string, keys: string[]): Promise<MediaByKey> {
   const path = `/runs/${seg(e)}/${seg(p)}/${seg(id)}/media`;
-  return (
-    await get<{ media: Record<string, { step: number; value: Json }[]> }>(path, { keys: keys.join(",") })
-  ).media;
+  return (await get<{ media: MediaByKey }>(path, { keys: keys.join(",") })).media;
 }
 
 export async function files(e: string, p: string, id: string): Promise<RunFile[]> {
