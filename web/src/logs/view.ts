@@ -89,8 +89,10 @@ export class LogsView {
     const before = this.pages.total;
     await this.pages.more();
     if (this.pages.total === before) return this.draw();
-    if (this.matches !== null)
+    if (this.matches !== null) {
+      await this.pages.all(); // more new lines than a page: the rest too, before matching
       this.matches = this.matches.concat(this.pages.matching(this.filter, before + 1));
+    }
     this.draw();
     if (this.follow) this.toBottom();
   }
