@@ -71,6 +71,7 @@ class ApiRun:
     heartbeat_at: float | None = None
     finished_at: float | None = None
     host: str | None = None
+    user: str | None = None  # the user whose API key created the run
     program: str | None = None
     git_commit: str | None = None
     exit_code: int | None = None

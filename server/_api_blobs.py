@@ -61,7 +61,7 @@ def _link(
         db.insert_ignore(conn, s.projects, row)
         pid = _runs.project_id(conn, ent, project)
         assert pid is not None
-        db.insert_ignore(conn, s.runs, _runs.new_run_values(pid, run_id, None))
+        db.insert_ignore(conn, s.runs, _runs.new_run_values(pid, run_id, None, principal.name))
         run_pk = int(_runs.get_run(conn, ent, project, run_id).id)
         _run_blobs.link(db, conn, run_pk, sha256, size)
 

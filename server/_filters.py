@@ -6,7 +6,8 @@ operators; ``$and`` / ``$or`` take lists of filters::
     {"state": "finished", "config.lr": {"$gte": 0.001}, "tags": "baseline"}
     {"$or": [{"group": "a"}, {"summary.loss.min": {"$lt": 0.1}}]}
 
-Fields: ``state``, ``group``, ``job_type``, ``tags``, ``name``, ``id``, ``config.<key>``,
+Fields: ``state``, ``group``, ``job_type``, ``tags``, ``name``, ``id``, ``host``, ``user`` (the
+user whose API key created the run), ``config.<key>``,
 ``summary.<key>`` (dots walk into nested maps). Operators: ``$eq $ne $gt $gte $lt $lte $in
 $nin $exists``. On ``tags`` (a list), equality means "has this tag" and ``$in`` means "has
 any of these". Comparing values of different types (or a missing field) is false.
@@ -24,7 +25,7 @@ from .errors import BadRequest
 
 Predicate = Callable[[dict[str, Any]], bool]
 _MISSING = object()
-TOP_FIELDS = frozenset({"state", "group", "job_type", "tags", "name", "id"})
+TOP_FIELDS = frozenset({"state", "group", "job_type", "tags", "name", "id", "host", "user"})
 _ORDER = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 _OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
 

@@ -214,7 +214,7 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
         )
         project = _runs.project_id(conn, entity, batch.project)
         assert project is not None
-        run = _lock_run(db, conn, project, batch.run_id, start)
+        run = _lock_run(db, conn, project, batch.run_id, start, principal.name)
         writer = _writers.lock(db, conn, run.id, batch.writer) if batch.writer else None
         last_seq = int(writer.last_seq if writer is not None else run.last_seq)
         fresh = [
@@ -239,9 +239,9 @@ def apply_batch(db: Database, principal: Principal, batch: Batch) -> Outcome:
 
 
 def _lock_run(
-    db: Database, conn: Connection, project: int, run_id: str, start: float | None
+    db: Database, conn: Connection, project: int, run_id: str, start: float | None, user: str
 ) -> Row[Any]:
-    db.insert_ignore(conn, s.runs, _runs.new_run_values(project, run_id, start))
+    db.insert_ignore(conn, s.runs, _runs.new_run_values(project, run_id, start, user))
     query = select(s.runs).where(s.runs.c.project_id == project, s.runs.c.run_id == run_id)
     row = conn.execute(query.with_for_update()).first()
     assert row is not None

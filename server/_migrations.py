@@ -232,6 +232,12 @@ _V9_CONSOLE_LINES_AND_ENVIRONMENT = (
     "ALTER TABLE runs ADD COLUMN environment TEXT",
 )
 
+_V10_RUN_USER = (
+    # the user whose API key created the run (issue 10's "user" column); NULL for runs
+    # created before this migration, whose creator was not recorded
+    "ALTER TABLE runs ADD COLUMN user_name TEXT",
+)
+
 _V11_WRITER_HEARTBEATS = (
     # each labelled writer's last heartbeat (or ingest): a silent one reads crashed (_writers)
     "ALTER TABLE run_writers ADD COLUMN heartbeat_at DOUBLE PRECISION",
@@ -293,6 +299,7 @@ MIGRATIONS: dict[int, Sequence[Statement]] = {
     7: _V5_BLOBS_SAVED_FILES_AND_MEDIA,
     8: _V8_RUN_WRITERS,
     9: _V9_CONSOLE_LINES_AND_ENVIRONMENT,
+    10: _V10_RUN_USER,
     11: _V11_WRITER_HEARTBEATS,
     12: _V12_SUB_BLOCK_SUMMARIES,
 }

@@ -22,7 +22,7 @@ from ._nesting import check_depth
 from .errors import BadRequest
 
 _COLUMNS = {"state": "state", "group": "run_group", "job_type": "job_type", "name": "name"}
-_COLUMNS["id"] = "run_id"
+_COLUMNS.update(id="run_id", host="host", user="user_name")
 SORTABLE = frozenset({"created_at", "heartbeat_at", "finished_at", "last_step", *_COLUMNS})
 MAX_LIMIT = 10_000
 MAX_OFFSET = 2**62  # binds as int64 in both databases

@@ -59,8 +59,11 @@ def get_run(conn: Connection, entity: Entity, project: str, run_id: str) -> Row[
     return row
 
 
-def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[str, Any]:
-    """Column values for a run first seen in an ingest batch (its RunStart fills the rest)."""
+def new_run_values(
+    project: int, run_id: str, start_time: float | None, user: str
+) -> dict[str, Any]:
+    """Column values for a run first seen in an ingest batch (its RunStart fills the rest);
+    ``user`` is the name of the user whose API key sent it (the run's creator)."""
     now = time.time()
     return {
         "project_id": project,
@@ -76,6 +79,7 @@ def new_run_values(project: int, run_id: str, start_time: float | None) -> dict[
         "created_at": start_time if start_time is not None else now,
         "heartbeat_at": now,
         "last_seq": 0,
+        "user_name": user,
     }
 
 
@@ -97,6 +101,7 @@ def run_json(row: Row[Any], entity: str, project: str) -> dict[str, Any]:
         "heartbeat_at": row.heartbeat_at,
         "finished_at": row.finished_at,
         "host": row.host,
+        "user": row.user_name,
         "program": row.program,
         "git_commit": row.git_commit,
         "exit_code": row.exit_code,

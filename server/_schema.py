@@ -139,6 +139,7 @@ runs = Table(
     Column("config_json", JsonText),  # migration 6 (PostgreSQL: JSONB), see _run_json
     Column("summary_json", JsonText),  # migration 6 (PostgreSQL: JSONB)
     Column("environment", Text),  # migration 9: RunStart.environment as JSON text
+    Column("user_name", Text),  # migration 10: the user whose key created the run
 )
 
 run_keys = Table(

@@ -269,3 +269,24 @@ def test_two_servers_start_at_once_on_one_empty_postgres(tmp_path: Path, pg_clus
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_runs_of_a_version_9_database_have_no_user_and_new_runs_get_one(
+    tmp_path: Path, db_url: str | None
+) -> None:
+    data_dir, url = _database_at(9, tmp_path, db_url)
+    old_key = "trk_" + secrets.token_urlsafe(30)
+    _add_v2_user_and_key(url, "old", old_key)
+    _add_v4_run_with_history(url, {})
+    assert "user_name" not in _columns(url)
+    with running_server(data_dir, db=db_url) as server, server.client(old_key) as old:
+        assert f"schema upgraded from version 9 to {LATEST}" in server.log_tail()
+        assert old.get("/runs/old/proj/r1").json()["user"] is None
+        ingest(old, "r2", [run_start("r2")]).raise_for_status()
+        assert old.get("/runs/old/proj/r2").json()["user"] == "old"
+        # a run without a user sorts last either way, as any missing value does
+        for order in ("user", "-user"):
+            listed = old.get("/entities/old/projects/proj/runs", params={"order": order})
+            assert [r["id"] for r in listed.json()["runs"]] == ["r2", "r1"]
+    assert _version(url) == LATEST

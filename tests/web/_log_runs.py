@@ -8,7 +8,12 @@ live RELEASE_FILE`` logs a step every 0.1 s until RELEASE_FILE exists, then fini
 ``python _log_runs.py media`` logs run "pics" (project "media"): images with boxes and a
 mask at steps 0-2, a table with image cells, and ``watch()``'s gradient histograms;
 ``python _log_runs.py many RUNS KEYS STEPS`` logs RUNS runs of KEYS metrics each (project
-"many"); ``python _log_runs.py table RUNS`` logs RUNS short runs (project "table").
+"many"); ``python _log_runs.py table RUNS`` logs RUNS short runs (project "table");
+``python _log_runs.py team NAME LINES [RELEASE_FILE]`` logs run NAME in the team project
+"lab/shared" printing LINES lines (every 7th to stderr) and a tqdm bar, an image at steps
+0-2 (key "examples"), with system metrics
+sampled every 0.2 s; with RELEASE_FILE it logs to "lab/live" and prints a line every 0.1 s
+until the file exists.
 Each run's id is its name, so tests can name runs.
 """
 
@@ -168,6 +173,37 @@ def log_table(runs: int) -> None:
         trackd.finish()
 
 
+def log_team(name: str, lines: int, release: Path | None) -> None:
+    import os
+
+    from tqdm import tqdm
+
+    os.environ["TRACKD_SYSTEM_INTERVAL"] = "0.2"  # the daemon this starts samples often
+    project = "shared" if release is None else "live"  # a live run stays out of "shared"
+    trackd.init(entity="lab", project=project, id=name, name=name, config={"lines": lines})
+    for i in range(lines):
+        print(f"line {i}", file=sys.stderr if i % 7 == 3 else sys.stdout)
+    for _ in tqdm(range(50), desc="bar", file=sys.stderr, mininterval=0, ascii=True):
+        time.sleep(0.002)
+    import numpy as np
+
+    shade = sum(name.encode()) % 200
+    for step in range(30):
+        row: dict[str, object] = {"train/loss": 1.0 / (step + 1)}
+        if step < 3:  # an image per run and step, for the media compare of selected runs
+            pixels = np.full((16, 24, 3), (shade, 40 * step, 90), dtype=np.uint8)
+            row["examples"] = trackd.Image(pixels, caption=f"{name} {step}")
+        trackd.log(row)
+        time.sleep(0.05)
+    tick = 0
+    while release is not None and not release.exists():
+        print(f"tick {tick}")
+        tick += 1
+        time.sleep(0.1)
+    print("done")
+    trackd.finish()
+
+
 def main(argv: list[str]) -> None:
     kind = argv[0]
     if kind == "project":
@@ -182,6 +218,8 @@ def main(argv: list[str]) -> None:
         log_many(int(argv[1]), int(argv[2]), int(argv[3]))
     elif kind == "table":
         log_table(int(argv[1]))
+    elif kind == "team":
+        log_team(argv[1], int(argv[2]), Path(argv[3]) if len(argv) > 3 else None)
     elif kind == "secret":
         trackd.init(project="secret", id="hidden", name="hidden", config={"lr": 9.0})
         trackd.log({"train/loss": 1.0})

@@ -47,7 +47,37 @@ export interface Run {
   exit_code: number | null;
   last_seq: number;
   last_step: number | null;
-  user?: string | null;
+  user?: string | null; // the user whose API key created the run (null: not recorded)
+  writers?: Writer[]; // a shared run's labelled writers (one-writer runs: none)
+  system_keys?: string[]; // its system metrics ("system/cpu.percent"), on their own time axis
+}
+
+/** One labelled writer of a shared run (GET /runs/...: ``writers``). */
+export interface Writer {
+  label: string;
+  primary: boolean;
+  state: string; // running | finished | failed | crashed
+  host: string | null;
+  pid: number | null;
+  last_seq: number;
+  last_step: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  exit_code: number | null;
+}
+
+/** One console line a run printed (GET /runs/.../logs). */
+export interface LogLine {
+  line: number; // 1, 2, ... per run
+  time: number;
+  stream: string; // stdout | stderr
+  writer: string; // the writer's label ("" for a run's only writer)
+  text: string;
+}
+
+export interface LogPage {
+  lines: LogLine[];
+  last_line: number; // the run's highest line number
 }
 
 export interface RunsQuery {
@@ -163,17 +193,16 @@ export function runs(entity: string, project: string, q: RunsQuery): Promise<Run
 export const run = (e: string, p: string, id: string): Promise<Run> =>
   get(`/runs/${seg(e)}/${seg(p)}/${seg(id)}`);
 
+/** At most ``limit`` console lines of a run numbered above ``after``. */
+export const logs = (e: string, p: string, id: string, after: number, limit: number): Promise<LogPage> =>
+  get(`/runs/${seg(e)}/${seg(p)}/${seg(id)}/logs`, { after, limit });
+
+export type MediaByKey = Record<string, { step: number; value: Json }[]>;
+
 /** A run's rich values (images, histograms, tables) by key, each a list of {step, value}. */
-export async function media(
-  e: string,
-  p: string,
-  id: string,
-  keys: string[],
-): Promise<Record<string, { step: number; value: Json }[]>> {
+export async function media(e: string, p: string, id: string, keys: string[]): Promise<MediaByKey> {
   const path = `/runs/${seg(e)}/${seg(p)}/${seg(id)}/media`;
-  return (
-    await get<{ media: Record<string, { step: number; value: Json }[]> }>(path, { keys: keys.join(",") })
-  ).media;
+  return (await get<{ media: MediaByKey }>(path, { keys: keys.join(",") })).media;
 }
 
 export async function files(e: string, p: string, id: string): Promise<RunFile[]> {

@@ -5,14 +5,23 @@ import { current, setParams } from "../route";
 import type { RunRef } from "../history";
 import { byKey, Panel, type ChartRun, type ChartSettings, type XAxis, type ZoomSync } from "./panel";
 
-export function settingsFrom(params: URLSearchParams): ChartSettings {
-  const x = params.get("x");
+/** Where a grid keeps its state in the address, its x axes and how it groups its panels. */
+export interface GridOptions {
+  scope?: string; // prefix of its address params ("sys" -> "sys.x"); "" for the user's charts
+  axes?: XAxis[]; // the x axes offered (default: step, wall, relative and every logged key)
+  groupOf?: (key: string) => string; // a panel's group (default: the key's prefix)
+}
+
+const param = (scope: string | undefined, name: string) => (scope ? `${scope}.${name}` : name);
+
+export function settingsFrom(params: URLSearchParams, scope = "", defaultX: XAxis = "step"): ChartSettings {
+  const get = (name: string) => params.get(param(scope, name));
   return {
-    x: x || "step", // step, wall, relative, or a logged key
-    log: params.get("log") === "1",
-    outliers: params.get("outliers") !== "0",
-    smoothing: Math.min(0.99, Math.max(0, Number(params.get("smooth") ?? 0) || 0)),
-    density: Math.min(10000, Math.max(100, Number(params.get("density") ?? 1000) || 1000)),
+    x: get("x") || defaultX, // step, wall, relative, or a logged key
+    log: get("log") === "1",
+    outliers: get("outliers") !== "0",
+    smoothing: Math.min(0.99, Math.max(0, Number(get("smooth") ?? 0) || 0)),
+    density: Math.min(10000, Math.max(100, Number(get("density") ?? 1000) || 1000)),
   };
 }
 
@@ -22,8 +31,8 @@ function prefixOf(key: string): string {
 }
 
 /** ``zoom=MIN,MAX`` (x axis units) from the address, or null. */
-function zoomFrom(params: URLSearchParams): [number, number] | null {
-  const [min, max] = (params.get("zoom") ?? "").split(",").map(Number);
+function zoomFrom(text: string | null): [number, number] | null {
+  const [min, max] = (text ?? "").split(",").map(Number);
   return Number.isFinite(min) && Number.isFinite(max) && min < max ? [min, max] : null;
 }
 
@@ -33,17 +42,18 @@ export class ChartGrid {
   private readonly observer: IntersectionObserver;
   private readonly onResize = () => this.panels.forEach((p) => p.loaded && p.resize());
 
-  private zoomRange: [number, number] | null = zoomFrom(current().params);
+  private zoomRange: [number, number] | null;
   private readonly sync: ZoomSync = {
+    cursorKey: "trackd-x",
     range: () => this.zoomRange,
     zoom: (min, max) => {
       this.zoomRange = [min, max];
-      setParams({ zoom: `${min},${max}` });
+      setParams({ [this.p("zoom")]: `${min},${max}` });
       this.panels.forEach((p) => void p.zoomTo(min, max));
     },
     reset: () => {
       this.zoomRange = null;
-      setParams({ zoom: null });
+      setParams({ [this.p("zoom")]: null });
       this.panels.forEach((p) => p.resetZoom());
     },
     remove: (key) => {
@@ -51,7 +61,7 @@ export class ChartGrid {
       this.showPanels();
     },
   };
-  private readonly removed = new Set((current().params.get("hide") ?? "").split(",").filter(Boolean));
+  private readonly removed: Set<string>;
   private searched = "";
   private readonly addBox = h("span");
 
@@ -59,7 +69,15 @@ export class ChartGrid {
     private readonly keys: string[],
     runs: ChartRun[],
     private settings: ChartSettings,
+    private readonly options: GridOptions = {},
   ) {
+    const params = current().params;
+    this.zoomRange = zoomFrom(params.get(this.p("zoom")));
+    this.removed = new Set((params.get(this.p("hide")) ?? "").split(",").filter(Boolean));
+    if (options.scope) {
+      this.el.dataset.scope = options.scope;
+      this.sync.cursorKey = `trackd-x-${options.scope}`; // another x axis: its own crosshair
+    }
     this.observer = new IntersectionObserver((entries) => this.onVisible(entries), { rootMargin: "200px" });
     this.el.append(this.toolbar());
     if (!runs.length || !keys.length) {
@@ -69,10 +87,12 @@ export class ChartGrid {
       return;
     }
     const groups = new Map<string, string[]>();
-    for (const key of [...keys].sort()) {
-      const group = groups.get(prefixOf(key)) ?? [];
+    const groupOf = options.groupOf ?? prefixOf;
+    // the caller's order where it groups the keys itself; else groups by prefix, keys sorted
+    for (const key of options.groupOf ? keys : [...keys].sort()) {
+      const group = groups.get(groupOf(key)) ?? [];
       group.push(key);
-      groups.set(prefixOf(key), group);
+      groups.set(groupOf(key), group);
     }
     for (const [prefix, members] of groups) {
       const box = h("div", { class: "panels" });
@@ -93,6 +113,11 @@ export class ChartGrid {
     }
     window.addEventListener("resize", this.onResize);
     this.showPanels();
+  }
+
+  /** The name of this grid's address param ``name``. */
+  private p(name: string): string {
+    return param(this.options.scope, name);
   }
 
   /** Append new points of running runs to every panel that has drawn. */
@@ -120,13 +145,14 @@ export class ChartGrid {
     this.settings = { ...this.settings, ...change };
     const s = this.settings;
     this.zoomRange = null; // a zoom is in the units of the x axis it was made on
+    const first = (this.options.axes ?? ["step"])[0];
     setParams({
-      zoom: null,
-      outliers: s.outliers ? null : "0",
-      x: s.x === "step" ? null : s.x,
-      log: s.log ? "1" : null,
-      smooth: s.smoothing ? String(s.smoothing) : null,
-      density: s.density === 1000 ? null : String(s.density),
+      [this.p("zoom")]: null,
+      [this.p("outliers")]: s.outliers ? null : "0",
+      [this.p("x")]: s.x === first ? null : s.x,
+      [this.p("log")]: s.log ? "1" : null,
+      [this.p("smooth")]: s.smoothing ? String(s.smoothing) : null,
+      [this.p("density")]: s.density === 1000 ? null : String(s.density),
     });
     this.panels.forEach((p) => p.setSettings(s));
   }
@@ -136,7 +162,7 @@ export class ChartGrid {
     const x = h(
       "select",
       { name: "x-axis", "aria-label": "x axis" },
-      ...(["step", "wall", "relative"] as XAxis[]).map((v) =>
+      ...(this.options.axes ?? ["step", "wall", "relative"]).map((v) =>
         h(
           "option",
           { value: v, selected: v === s.x },
@@ -144,7 +170,7 @@ export class ChartGrid {
         ),
       ),
       // or any logged key: each point's x is that key's value at the same step
-      ...[...new Set([...this.keys, ...(byKey(s.x) ? [s.x] : [])])]
+      ...(this.options.axes ? [] : [...new Set([...this.keys, ...(byKey(s.x) ? [s.x] : [])])])
         .sort()
         .map((k) => h("option", { value: k, selected: k === s.x }, k)),
     );
@@ -199,7 +225,7 @@ export class ChartGrid {
     for (const group of this.el.querySelectorAll<HTMLElement>("details.group")) {
       group.hidden = ![...group.querySelectorAll<HTMLElement>(".panel")].some((p) => !p.hidden);
     }
-    setParams({ hide: [...this.removed].join(",") });
+    setParams({ [this.p("hide")]: [...this.removed].join(",") });
     const gone = this.panels.filter((p) => this.removed.has(p.key)).map((p) => p.key);
     if (!gone.length) return this.addBox.replaceChildren();
     const add = h(

@@ -23,6 +23,7 @@ export interface ChartSettings {
 
 /** The panels' shared zoom: one drag zooms every panel, a double-click resets them all. */
 export interface ZoomSync {
+  cursorKey: string; // panels with the same key move one crosshair (the same x axis)
   range(): [number, number] | null;
   zoom(min: number, max: number): void;
   reset(): void;
@@ -227,7 +228,7 @@ export class Panel {
       cursor: {
         drag: { x: true, y: false, setScale: false },
         bind: { dblclick: () => null },
-        sync: { key: "trackd-x" },
+        sync: { key: this.sync.cursorKey },
       },
       hooks: {
         setSelect: [(u) => this.onSelect(u)],

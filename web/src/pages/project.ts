@@ -9,6 +9,7 @@ import { h } from "../dom";
 import { value } from "../format";
 import { current, href, setParams } from "../route";
 import { compareTable } from "../runs/compare";
+import { MediaCompare } from "../runs/media_compare";
 import { parallelPanel } from "../runs/parallel";
 import { columnChooser, filterBar, groupChooser } from "../runs/controls";
 import { field, inBrowser, serverFilters, type TableQuery } from "../runs/query";
@@ -69,6 +70,7 @@ class ProjectView {
   private readonly chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"));
   private readonly groupBox = h("span", { class: "group-by" });
   private readonly compareBox = h("div");
+  private readonly mediaCompare = new MediaCompare((run) => this.lineColor(run));
   private readonly parallelBox = h("div");
   private readonly parallel = h(
     "details",
@@ -102,7 +104,7 @@ class ProjectView {
     const title = h("h1", {}, h("a", { href: href([]) }, this.entity), " / ", this.project);
     const filters = filterBar(this.q, () => this.apply());
     app.append(title, filters, this.groupBox, this.chooser, this.problem, this.tableBox, this.pager);
-    app.append(this.compareBox, this.parallel, h("h2", {}, "Charts"), this.chartsBox);
+    app.append(this.compareBox, this.mediaCompare.el, this.parallel, h("h2", {}, "Charts"), this.chartsBox);
     await this.loadTable(true);
     this.timer = window.setInterval(() => void this.live(), LIVE_MS);
     return () => {
@@ -291,6 +293,7 @@ class ProjectView {
     found.forEach((r) => r && this.known.set(r.id, r));
     const runs = this.selectedRuns();
     this.drawCompare();
+    void this.mediaCompare.update(runs);
     const keys = metricKeys(runs);
     const id = JSON.stringify([runs.map((r) => r.id), keys, this.groupBy]);
     if (id === this.charted) return; // same runs and keys: the panels keep their zoom

@@ -21,7 +21,7 @@ export function filterBar(q: TableQuery, apply: () => void): HTMLElement {
   const where = h("input", {
     type: "text",
     name: "where",
-    placeholder: "lr > 0.01, summary.loss < 0.5",
+    placeholder: "lr > 0.01, summary.loss < 0.5, user = ana",
     value: q.where,
     size: 30,
   });

@@ -29,7 +29,11 @@ function literal(text: string): Json {
   return text.replace(/^(["'])(.*)\1$/, "$2");
 }
 
-/** ``lr > 0.01, summary.loss < 0.5`` as filter fields (a bare key is a config key). */
+// the run's own fields a condition may name (``user = ana``); any other bare key is a config key
+const RUN_FIELDS = new Set(["user", "host"]);
+
+/** ``lr > 0.01, summary.loss < 0.5, user = ana`` as filter fields (a bare key other than
+ * ``user`` and ``host`` is a config key). */
 export function parseWhere(text: string): Record<string, Record<string, Json>> {
   const out: Record<string, Record<string, Json>> = {};
   for (const part of text.split(/,|\band\b/)) {
@@ -39,7 +43,7 @@ export function parseWhere(text: string): Record<string, Record<string, Json>> {
       throw new Error(
         `cannot read the condition "${part.trim()}"; write e.g. lr > 0.01 or summary.loss <= 0.5`,
       );
-    const field = /^(config|summary)\./.test(m[1]) ? m[1] : `config.${m[1]}`;
+    const field = /^(config|summary)\./.test(m[1]) || RUN_FIELDS.has(m[1]) ? m[1] : `config.${m[1]}`;
     out[field] = { ...(out[field] ?? {}), [OPS[m[2]]]: literal(m[3]) };
   }
   return out;
