@@ -451,15 +451,14 @@ class Transport:
             return
         stream.acked = ack.seq
         q = stream.unacked
-        freed = 0
         give = self.pool.give
-        while q and q[0][0] <= ack.seq:
-            blob = q.popleft()[1]
-            freed += len(blob)
-            give(blob)  # a pooled buffer is reused by the next large record
-        if freed:
-            with self._lock:
-                self._queued_bytes -= freed
+        # under the queue lock: close_stream() reads unacked under it, and a pooled buffer
+        # given back is released, so it must not be popped while close_stream() splits it
+        with self._lock:
+            while q and q[0][0] <= ack.seq:
+                blob = q.popleft()[1]
+                self._queued_bytes -= len(blob)
+                give(blob)  # a pooled buffer is reused by the next large record
 
     def _reconnect(self, now: float) -> None:
         """No daemon (or it died): start one, attach every run again, resend what is
