@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -55,14 +56,17 @@ class ServerProcess:
         args: Sequence[str] = (),
         port: int | None = None,
         env: dict[str, str] | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.env = dict(env or {})
         self.db = db
         self.args = list(args)
+        self._pick_port = port is None  # until the first start: a port taken meanwhile is re-picked
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_key = "trk_" + secrets.token_urlsafe(30)
+        # a server on a database that already has its admin takes that admin's key
+        self.admin_key = admin_key or "trk_" + secrets.token_urlsafe(30)
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -74,9 +78,27 @@ class ServerProcess:
         return cmd + self.args
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start the server and wait until ``/healthz`` answers."""
-        self.launch()
-        self.wait_healthy(timeout)
+        """Start the server and wait until it answers (see :meth:`_answers_as_itself`).
+
+        On the first start of a server whose port :func:`free_port` picked, a port that
+        another process took in the meantime is replaced by a new one."""
+        for attempt in range(3):
+            self.launch()
+            try:
+                self.wait_healthy(timeout)
+            except RuntimeError:
+                if not (self._pick_port and attempt < 2 and self._lost_the_port()):
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                continue
+            self._pick_port = False
+            return
+
+    def _lost_the_port(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None and (
+            "address already in use" in self.log_tail().lower()
+        )
 
     def launch(self) -> None:
         """Start the server process (:meth:`wait_healthy` waits until it answers)."""
@@ -99,14 +121,37 @@ class ServerProcess:
                 raise RuntimeError(
                     f"the trackd server exited with {self.proc.returncode}:\n{self.log_tail()}"
                 )
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self._answers_as_itself():
+                return
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"the trackd server did not answer in {timeout}s:\n{self.log_tail()}")
+
+    def _answers_as_itself(self) -> bool:
+        """True once ``/healthz`` answers from a socket this server's process (or one of
+        its workers) listens on.
+
+        Ports come from :func:`free_port`, so another test's server can hold the same port
+        for a moment (ours then exits on the bind); that one answers ``/healthz`` too, and
+        must never be taken for ours."""
+        try:
+            if httpx.get(self.url + "/healthz", timeout=1.0).status_code != 200:
+                return False
+        except httpx.HTTPError:
+            return False
+        return self._listens_here()
+
+    def _listens_here(self) -> bool:
+        assert self.proc is not None
+        try:
+            root = psutil.Process(self.proc.pid)
+            for proc in [root, *root.children(recursive=True)]:
+                for conn in proc.net_connections(kind="tcp"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.port:
+                        return True
+        except psutil.Error:
+            return False
+        return False
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -142,9 +187,10 @@ def running_server(
     db: str | None = None,
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    admin_key: str | None = None,
 ) -> Iterator[ServerProcess]:
     """A started :class:`ServerProcess` (``env``: extra variables), stopped at the end."""
-    server = ServerProcess(data_dir, db=db, args=args, env=env)
+    server = ServerProcess(data_dir, db=db, args=args, env=env, admin_key=admin_key)
     server.start()
     try:
         yield server

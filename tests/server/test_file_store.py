@@ -75,16 +75,18 @@ def test_two_servers_on_one_store_write_one_object_at_once(
     url = pg_cluster.fresh_url()
     data = os.urandom(3 << 20)
     sha = _sha(data)
-    with (
-        running_server(tmp_path / "a", db=url, args=shared.args, env=shared.env) as a,
-        running_server(tmp_path / "b", db=url, args=shared.args, env=shared.env) as b,
-    ):
-        clients = [a.client(), b.client(a.admin_key)]  # the first server made the admin
-        try:
-            _upload_at_once(clients, data)
-        finally:
-            for client in clients:
-                client.close()
+    with running_server(tmp_path / "a", db=url, args=shared.args, env=shared.env) as a:
+        # the first server made the admin; the second finds it in the database
+        second = running_server(
+            tmp_path / "b", db=url, args=shared.args, env=shared.env, admin_key=a.admin_key
+        )
+        with second as b:
+            clients = [a.client(), b.client()]
+            try:
+                _upload_at_once(clients, data)
+            finally:
+                for client in clients:
+                    client.close()
     assert shared.objects() == [sha]
     assert shared.leftovers() == []
 

@@ -136,6 +136,8 @@ def test_zoom_is_shared_by_the_panels_and_kept_in_the_address(page: Page, site: 
     assert 20 < loss["points"] < 60, loss  # about 30% of 120 steps
     assert "zoom=" in page.url
     page.reload()  # a link to the view opens it zoomed
+    for key in ("train/loss", "val/acc"):  # panels load once scrolled near the viewport
+        drawn(page, key)
     page.wait_for_function(both)
     assert drawn(page, "val/acc")["runs"]["gamma"]["minStep"] == acc["minStep"]
     page.locator('.panel[data-key="val/acc"] .u-over').dblclick()
