@@ -96,8 +96,10 @@ class ServerProcess:
             return
 
     def _lost_the_port(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None and (
-            "address already in use" in self.log_tail().lower()
+        return (
+            self.proc is not None
+            and self.proc.poll() is not None
+            and ("address already in use" in self.log_tail().lower())
         )
 
     def launch(self) -> None:
