@@ -12,7 +12,11 @@ Every HTTP request passes through :class:`Guard` (pure ASGI middleware) before F
 - a body that stops arriving for ``TRACKD_SERVER_BODY_TIMEOUT`` seconds while the app waits
   for it gets 408 (a slow upload is fine as long as bytes keep coming);
 - a response sent before the request body was read in full says ``Connection: close``, so
-  uvicorn does not go on reading (and discarding) the rest;
+  uvicorn does not go on reading (and discarding) the rest; but an authenticated caller's
+  body refused as too large (413) is first read to its end and dropped, up to
+  :data:`DRAIN_MAX`: a client sends its whole body before it reads the answer, and a
+  connection closed on unread bytes reaches it as a reset, never as the 413 (the daemon
+  halves its batches on a 413, while a reset only makes it retry the same batch);
 - an unexpected error is logged once, with its traceback, and answered 500 with
   ``Connection: close``; a client that went away is not an error.
 """
@@ -40,6 +44,7 @@ from .errors import PayloadTooLarge, RequestTimeout, ServerError
 log = logging.getLogger("trackd.server")
 
 MAX_JSON_BODY = 1 << 20
+DRAIN_MAX = 256 << 20  # a refused body up to this size is read and dropped before the 413
 API = "/api/v1/"
 _PRINCIPAL = "trackd.principal"
 _FILE_UPLOAD = re.compile(r"/api/v1/runs/[^/]+/[^/]+/[^/]+/(files|blobs)/.")
@@ -125,6 +130,22 @@ class _Body:
         self.done = not message.get("more_body", False)
         return message
 
+    async def drain(self) -> None:
+        """Read and drop the rest of a refused body, up to :data:`DRAIN_MAX` bytes in all,
+        so its sender gets the answer (it reads only once it has sent everything)."""
+        if self.declared is not None and self.declared > DRAIN_MAX:
+            return
+        while not self.done and self.size <= DRAIN_MAX:
+            try:
+                message = await asyncio.wait_for(self._receive(), self.timeout)
+            except asyncio.TimeoutError:
+                return
+            if message["type"] != "http.request":
+                self.done = True
+                return
+            self.size += len(message.get("body", b""))
+            self.done = not message.get("more_body", False)
+
     async def read_all(self) -> bytes:
         chunks: list[bytes] = []
         while not self.done:
@@ -186,6 +207,8 @@ class Guard:
         except ServerError as exc:
             if reply.started:
                 raise
+            if isinstance(exc, PayloadTooLarge) and _PRINCIPAL in scope.get("state", {}):
+                await body.drain()
             await reply.error(exc)
         except Exception as exc:
             log.error("unexpected error in %s %s", scope["method"], scope["path"], exc_info=exc)

@@ -94,6 +94,34 @@ def test_record_the_server_finds_too_large_is_named_and_skipped(
         assert "seq 5: the server refused it as too large" in status.stdout
 
 
+def test_batches_over_the_servers_body_limit_are_halved_until_they_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's batches (up to 16 MiB here) are far larger than the server takes (1 MiB):
+    each 413 halves the batch until it fits, and every row lands, with no upload ever
+    taken for a connection failure (a reset is retried with the same batch: it never
+    shrinks)."""
+    with running_server(tmp_path / "server", args=["--max-body-mb", "1"]) as server:
+        monkeypatch.setenv("TRACKD_BASE_URL", server.url)
+        monkeypatch.setenv("TRACKD_API_KEY", server.admin_key)
+        monkeypatch.setenv("TRACKD_BATCH_SECONDS", "2")  # the whole run waits for one batch
+        monkeypatch.setenv("TRACKD_BATCH_BYTES", str(16 << 20))
+        monkeypatch.setenv("TRACKD_FINISH_TIMEOUT", "120")
+        run = trackd.init(project="p")
+        rows = 500  # about 10 MB of text: one batch, ten times the server's limit
+        for i in range(rows):
+            run.log({"i": i, "text": f"{i:06d}" + "x" * 20_000})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing refused, nothing left behind
+            run.finish()
+        with trackd.Api(host=server.url, api_key=server.admin_key) as api:
+            got = list(api.run(f"admin/p/{run.id}").scan_history())
+        assert [row["i"] for row in got] == list(range(rows))
+        assert all(row["text"] == f"{row['i']:06d}" + "x" * 20_000 for row in got)
+        log = (Path(os.environ["TRACKD_DAEMON_DIR"]) / "daemon.log").read_text()
+        assert "server unreachable" not in log  # never a reset in place of the 413
+
+
 @pytest.mark.parametrize(
     "upstream", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
