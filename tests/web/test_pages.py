@@ -308,6 +308,10 @@ def test_name_search_is_the_servers_and_finds_runs_beyond_the_first_page(
     wait_rows(page, [f"s{r:02d}" for r in range(9, -1, -1)])
     assert page.inner_text("#runs-count").startswith("10 runs")
     assert "search=SWEEP-0" in asked[-1]  # the server searched, not the page it had
+    page.fill("#filters input[name=search]", "sweep-07")
+    page.click("#filters button[type=submit]")
+    wait_rows(page, ["s07"])
+    assert page.inner_text("#runs-count").startswith("1 run ·")
 
 
 def test_charts_read_history_in_one_bulk_request_per_panel_group(page: Page, site: Site) -> None:

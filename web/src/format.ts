@@ -70,3 +70,8 @@ export function seconds(v: number): string {
   if (a < 60) return `${Number(v.toPrecision(3))}s`;
   return (v < 0 ? "-" : "") + duration(a);
 }
+
+/** ``n`` and ``noun``, with an s unless ``n`` is 1 ("1 run", "60 runs"). */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}

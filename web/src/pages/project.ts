@@ -6,7 +6,7 @@ import { colorOf } from "../charts/colors";
 import { ChartGrid, settingsFrom } from "../charts/grid";
 import type { ChartRun } from "../charts/panel";
 import { h } from "../dom";
-import { value } from "../format";
+import { counted, value } from "../format";
 import { current, href, setParams } from "../route";
 import { compareTable } from "../runs/compare";
 import { MediaCompare } from "../runs/media_compare";
@@ -266,7 +266,11 @@ class ProjectView {
     const next = h("button", { type: "button", disabled: at + 1 >= pages }, "next ›");
     prev.addEventListener("click", () => step(-1));
     next.addEventListener("click", () => step(1));
-    const count = h("span", { id: "runs-count" }, `${this.total} runs · page ${at + 1} of ${pages}`);
+    const count = h(
+      "span",
+      { id: "runs-count" },
+      `${counted(this.total, "run")} · page ${at + 1} of ${pages}`,
+    );
     this.pager.replaceChildren(prev, count, next);
   }
 
