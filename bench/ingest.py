@@ -10,8 +10,9 @@ Each scenario runs in a fresh process against a fresh real server, logging throu
   ``finish()`` takes after the last ``log()``.
 
 Usage: ``python bench/ingest.py [--records 300000] [--only sqlite,postgresql,finish_1m]``;
-prints JSON. Targets (issue 9): 1,000,000 values/s into SQLite, PostgreSQL within 2x of
-that, ``finish()`` within 1.5 s.
+prints JSON, with the CPU seconds the training process, the daemon and the server spent
+(on 2 cores, their sum bounds how fast the run can go). Targets (issue 9): 1,000,000
+values/s into SQLite, PostgreSQL within 2x of that, ``finish()`` within 1.5 s.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests._support.postgres import postgres_cluster  # noqa: E402
@@ -49,6 +51,14 @@ def _scenario(records: int, keys: list[str], db: str | None) -> dict[str, Any]:
             import trackd
 
             run = trackd.init(project="bench")
+            daemon_pid = int((Path(tmp) / "d" / "daemon.pid").read_text())
+            assert server.proc is not None
+            procs = {
+                "client": psutil.Process(),
+                "daemon": psutil.Process(daemon_pid),
+                "server": psutil.Process(server.proc.pid),
+            }
+            cpu_before = {name: _cpu(proc) for name, proc in procs.items()}
             rows = [{k: float(i * (j + 1)) for j, k in enumerate(keys)} for i in range(1000)]
             start = time.perf_counter()
             for i in range(records):
@@ -56,6 +66,7 @@ def _scenario(records: int, keys: list[str], db: str | None) -> dict[str, Any]:
             logged = time.perf_counter()
             trackd.finish()
             done = time.perf_counter()
+            cpu = {name: round(_cpu(proc) - cpu_before[name], 2) for name, proc in procs.items()}
             remote = httpx.get(
                 f"{server.url}/api/v1/runs/admin/bench/{run.id}",
                 headers={"Authorization": f"Bearer {server.admin_key}"},
@@ -71,7 +82,13 @@ def _scenario(records: int, keys: list[str], db: str | None) -> dict[str, Any]:
         "end_to_end_seconds": round(done - start, 3),
         "values_per_s_end_to_end": round(values / (done - start)),
         "all_records_on_server": remote["last_step"] == records - 1,
+        "cpu_seconds": cpu,  # user + system, from the first log() to finish()'s return
     }
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 def _child(name: str, records: int, db: str | None) -> dict[str, Any]:
