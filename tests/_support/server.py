@@ -148,7 +148,9 @@ class ServerProcess:
         try:
             root = psutil.Process(self.proc.pid)
             for proc in [root, *root.children(recursive=True)]:
-                for conn in proc.net_connections(kind="tcp"):
+                # net_connections() since psutil 6; connections() before it (the floor is 5.9)
+                listing = getattr(proc, "net_connections", None) or proc.connections
+                for conn in listing(kind="tcp"):
                     if conn.status == psutil.CONN_LISTEN and conn.laddr.port == self.port:
                         return True
         except psutil.Error:
